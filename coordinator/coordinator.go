@@ -1,0 +1,305 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Role is the role of a member in its cluster.
+type Role string
+
+// The roles, spelled as the original docker-cluster-controller spelled them.
+const (
+	RoleNone   Role = ""
+	RoleMaster Role = "master"
+	RoleSlave  Role = "slave"
+)
+
+// State is where a member is in its lifecycle.
+type State string
+
+// The states of a member, in the order a healthy member goes through them.
+const (
+	StateStarting     State = "starting"
+	StateInitializing State = "initializing"
+	StateRunning      State = "running"
+	StateActive       State = "active"
+	StateStopping     State = "stopping"
+	StateStopped      State = "stopped"
+	StateFailed       State = "failed"
+)
+
+// Cluster names one cluster: one service in one environment.
+type Cluster struct {
+	Environment string
+	Service     string
+}
+
+// String returns "environment/service".
+func (c Cluster) String() string { return c.Environment + "/" + c.Service }
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidateName reports whether s can name an environment, a service or a
+// member: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or
+// a digit, so that it is safe as one segment of a key or a file name.
+func ValidateName(what, s string) error {
+	if !namePattern.MatchString(s) {
+		return fmt.Errorf("%s %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, s)
+	}
+	return nil
+}
+
+// Validate checks both names of the cluster.
+func (c Cluster) Validate() error {
+	if err := ValidateName("environment", c.Environment); err != nil {
+		return err
+	}
+	return ValidateName("service", c.Service)
+}
+
+// Member is the record a member publishes about itself. Its JSON form is the
+// value stored by backends (readable with etcdctl get).
+type Member struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	Address   string    `json:"address"`
+	Ports     []int     `json:"ports"`
+	Role      Role      `json:"role"`
+	State     State     `json:"state"`
+	Token     int64     `json:"token,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	Version   string    `json:"version"`
+}
+
+// Leader is the current holder of a cluster's leadership.
+type Leader struct {
+	ID    string `json:"id"`
+	Token int64  `json:"token"`
+}
+
+// EventType says what an Event reports.
+type EventType int
+
+// The kinds of events a Watch reports.
+const (
+	// EventMemberJoined: a member registered; Member is its record.
+	EventMemberJoined EventType = iota + 1
+	// EventMemberUpdated: a member changed its record; Member is the new record.
+	EventMemberUpdated
+	// EventMemberLeft: a member's record vanished (closed or expired); Member
+	// is its last known record.
+	EventMemberLeft
+	// EventLeaderChanged: a new term began; Leader is the new leader.
+	EventLeaderChanged
+	// EventNoLeader: the leadership is vacant (resigned or expired).
+	EventNoLeader
+	// EventPaused: automatic takeover is suspended.
+	EventPaused
+	// EventResumed: automatic takeover is allowed again.
+	EventResumed
+	// EventSwitchover: an operator asked that SwitchoverTo leads next.
+	EventSwitchover
+	// EventSwitchoverCleared: the switchover request was fulfilled or
+	// withdrawn, or its target went away.
+	EventSwitchoverCleared
+)
+
+var eventNames = map[EventType]string{
+	EventMemberJoined:      "member_joined",
+	EventMemberUpdated:     "member_updated",
+	EventMemberLeft:        "member_left",
+	EventLeaderChanged:     "leader_changed",
+	EventNoLeader:          "no_leader",
+	EventPaused:            "paused",
+	EventResumed:           "resumed",
+	EventSwitchover:        "switchover",
+	EventSwitchoverCleared: "switchover_cleared",
+}
+
+// String returns the event type's snake_case name.
+func (t EventType) String() string {
+	if s, ok := eventNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is one change in a cluster, as reported by Watch.
+type Event struct {
+	Type EventType
+	// Member is set for member events.
+	Member Member
+	// Leader is set for EventLeaderChanged.
+	Leader Leader
+	// SwitchoverTo is set for EventSwitchover.
+	SwitchoverTo string
+}
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	// ErrSessionClosed: the session has ended (closed or expired); the
+	// Coordinator cannot be used any more.
+	ErrSessionClosed = errors.New("coordinator: session closed")
+	// ErrSessionExpired: the session's lease expired, or could have expired
+	// on the server, before it was renewed.
+	ErrSessionExpired = errors.New("coordinator: session expired")
+	// ErrLeaseDeadline: leadership was given up because no renewal was
+	// acknowledged in time; the lease may still be alive on the server but
+	// can no longer be relied on (self-fencing).
+	ErrLeaseDeadline = errors.New("coordinator: lease deadline passed without renewal")
+	// ErrResigned: leadership ended because the leader resigned.
+	ErrResigned = errors.New("coordinator: resigned")
+	// ErrLeadershipLost: the leader key was deleted or taken over by
+	// something other than this member (an operator, a bug elsewhere).
+	ErrLeadershipLost = errors.New("coordinator: leadership lost")
+	// ErrNoLeader: the cluster has no leader now.
+	ErrNoLeader = errors.New("coordinator: no leader")
+	// ErrUnknownMember: the named member is not registered.
+	ErrUnknownMember = errors.New("coordinator: unknown member")
+	// ErrNotRegistered: the call needs this member to be registered first.
+	ErrNotRegistered = errors.New("coordinator: member not registered")
+	// ErrInvalidConfig: a backend's configuration is invalid.
+	ErrInvalidConfig = errors.New("coordinator: invalid configuration")
+	// ErrUnavailable: the backend could not be reached in time.
+	ErrUnavailable = errors.New("coordinator: backend unavailable")
+)
+
+// Coordinator is one member's handle on one cluster. All methods are safe for
+// concurrent use. The member's id is fixed when the handle is created.
+type Coordinator interface {
+	Session
+	Registry
+	Elector
+	Controls
+
+	// Watch streams the cluster's events until ctx is done or the session
+	// ends, then closes the channel. See the package comment for ordering and
+	// coalescing.
+	Watch(ctx context.Context) (<-chan Event, error)
+}
+
+// Session is the liveness of a member.
+type Session interface {
+	// ID returns this member's id.
+	ID() string
+	// Cluster returns the cluster this handle belongs to.
+	Cluster() Cluster
+	// Done is closed when the session has ended, closed or expired. It is
+	// the one place where the loss of the session is reported.
+	Done() <-chan struct{}
+	// Err returns nil while the session lives, then why it ended
+	// (ErrSessionClosed after Close, ErrSessionExpired or ErrLeaseDeadline
+	// when it was lost).
+	Err() error
+	// Close resigns any leadership, deletes the member record and ends the
+	// session at once. It is idempotent and safe to call concurrently; it
+	// returns the error of the first call's cleanup, if any.
+	Close() error
+}
+
+// Registry publishes and reads member records.
+type Registry interface {
+	// Register creates or replaces this member's record, bound to the
+	// session. m.ID must be the handle's ID (empty means the handle's ID).
+	Register(ctx context.Context, m Member) error
+	// Members returns the records of every registered member of the
+	// cluster, sorted by ID.
+	Members(ctx context.Context) ([]Member, error)
+}
+
+// Elector elects one leader per cluster.
+type Elector interface {
+	// Campaign blocks until this member leads, ctx is done (it then returns
+	// ctx.Err() and leaves no trace of the campaign), or the session ends
+	// (ErrSessionClosed). Campaigning while already leading returns the
+	// current Leadership. Only one Campaign call runs at a time per handle.
+	Campaign(ctx context.Context) (Leadership, error)
+	// Leader returns the current leader, or ErrNoLeader.
+	Leader(ctx context.Context) (Leader, error)
+}
+
+// Leadership is one term of leadership.
+type Leadership interface {
+	// Token returns the fencing token of this term: strictly greater than
+	// every earlier term's token in this cluster.
+	Token() int64
+	// Done is closed when the term has ended, for whatever reason. It is the
+	// one place where the loss of leadership is reported, and it is closed
+	// before anybody else can be granted the leadership.
+	Done() <-chan struct{}
+	// Err returns nil while the term lasts, then why it ended.
+	Err() error
+	// Resign ends the term and releases the leadership at once, so that a
+	// waiting member can take over. Done is closed before the release.
+	// Resign is idempotent.
+	Resign(ctx context.Context) error
+}
+
+// Controls are the operator's levers on a cluster. Any member's handle can
+// pull them (the CLI uses a handle of its own).
+type Controls interface {
+	// Pause suspends automatic takeover for the whole cluster.
+	Pause(ctx context.Context) error
+	// Resume allows automatic takeover again.
+	Resume(ctx context.Context) error
+	// Paused reports whether the cluster is paused.
+	Paused(ctx context.Context) (bool, error)
+	// Switchover asks the leader to hand over to the member named to, which
+	// must be registered (ErrUnknownMember otherwise). An empty to lets the
+	// backend choose with PickSwitchoverTarget. It returns the chosen
+	// target. The request stands until that member leads or its session
+	// ends.
+	Switchover(ctx context.Context, to string) (string, error)
+}
+
+// LeaseReporter is implemented by backends that can tell how long the
+// session's lease is known to last without another renewal.
+type LeaseReporter interface {
+	// LeaseRemaining returns the time left before the session would be
+	// given up for lack of renewal (zero when ended).
+	LeaseRemaining() time.Duration
+}
+
+// SlotClaimer is implemented by backends that can record, once for the
+// whole cluster, that a scheduled job's slot was taken, so that a job runs
+// at most once per slot across failovers.
+type SlotClaimer interface {
+	// ClaimSlot records (job, slot) as taken by this member, if nobody has
+	// taken it yet, and reports whether this call took it. Records are kept
+	// for retention and then forgotten.
+	ClaimSlot(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error)
+}
+
+// PickSwitchoverTarget chooses whom to hand over to when the operator named
+// nobody: a member other than the leader, preferring active over running
+// over any other state, then the lowest id. It returns "" when there is none.
+func PickSwitchoverTarget(members []Member, leaderID string) string {
+	rank := func(s State) int {
+		switch s {
+		case StateActive:
+			return 0
+		case StateRunning:
+			return 1
+		case StateInitializing, StateStarting:
+			return 2
+		default:
+			return 3
+		}
+	}
+	best := ""
+	bestRank := 4
+	for _, m := range members {
+		if m.ID == leaderID || rank(m.State) == 3 {
+			continue
+		}
+		r := rank(m.State)
+		if r < bestRank || (r == bestRank && m.ID < best) {
+			best, bestRank = m.ID, r
+		}
+	}
+	return best
+}
