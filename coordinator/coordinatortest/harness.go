@@ -1,0 +1,31 @@
+// Package coordinatortest is the conformance suite of the coordinator
+// contract. Every backend runs it from its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		coordinatortest.Run(t, func(t *testing.T) coordinatortest.Harness { ... })
+//	}
+//
+// Each property is a subtest with a fresh cluster (a new Harness) and a
+// bounded wait, so a hang fails instead of freezing the run.
+package coordinatortest
+
+import (
+	"testing"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Harness gives the suite independent member handles on one fresh cluster,
+// as separate processes would hold them.
+type Harness interface {
+	// New opens a handle for member id on the harness's cluster. The handle
+	// is not registered yet. The harness closes it in t.Cleanup; the suite
+	// may close it earlier.
+	New(t *testing.T, id string) coordinator.Coordinator
+	// Expire makes c's member fail as a crashed or cut-off process would:
+	// its renewals stop reaching the backend and its lease is not revoked.
+	// It returns once the backend has expired the lease, taking whatever
+	// time that needs (a fake clock advanced past the TTL, or a real wait
+	// bounded by the TTL plus a few seconds).
+	Expire(t *testing.T, c coordinator.Coordinator)
+}
