@@ -1,0 +1,188 @@
+package proc_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ccctl/ccctl/internal/proc"
+)
+
+// TestMain lets the reaping tests run in a child of the test binary, so the
+// reaper never takes the waits of other tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("PROC_TEST_REAPER") == "1" {
+		os.Exit(reaperChild())
+	}
+	os.Exit(m.Run())
+}
+
+// reaperChild enables reaping, runs a service that orphans 100 short-lived
+// grandchildren, and prints how many were reaped and how many zombies are
+// left among its children.
+func reaperChild() int {
+	orphans, err := proc.EnableReaping()
+	if err != nil {
+		fmt.Println("enable:", err)
+		return 1
+	}
+	cmd := exec.Command("sh", "-c", `i=0; while [ $i -lt 100 ]; do (sleep 0.01 &) ; i=$((i+1)); done; exit 7`)
+	st, err := proc.Run(context.Background(), cmd, time.Second)
+	if err != nil {
+		fmt.Println("run:", err)
+		return 1
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for orphans() < 100 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("exit=%d orphans=%d zombies=%d\n", st.ExitCode(), orphans(), zombies())
+	return 0
+}
+
+func zombies() int {
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	me := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		rest := s[strings.LastIndexByte(s, ')')+2:]
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[0] == "Z" && f[1] == me {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 3", 3},
+		{"kill -TERM $$", 128 + int(syscall.SIGTERM)},
+	} {
+		st, err := proc.Run(context.Background(), exec.Command("sh", "-c", tc.script), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.ExitCode(); got != tc.want {
+			t.Errorf("%q: exit code %d; want %d", tc.script, got, tc.want)
+		}
+	}
+}
+
+func TestRunCapturesOutputDespiteLingeringGrandchild(t *testing.T) {
+	var out bytes.Buffer
+	cmd := exec.Command("sh", "-c", "echo hello; sleep 30 & exit 0")
+	cmd.Stdout = &out
+	done := make(chan proc.Status, 1)
+	go func() {
+		st, _ := proc.Run(context.Background(), cmd, time.Second)
+		done <- st
+	}()
+	select {
+	case st := <-done:
+		if !st.Success() {
+			t.Errorf("status %v; want success", st)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run hung on a grandchild holding the pipe")
+	}
+	if got := out.String(); got != "hello\n" {
+		t.Errorf("output %q; want %q", got, "hello\n")
+	}
+}
+
+func TestStopKillsGroupAfterGrace(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := dir + "/grandchild"
+	cmd := exec.Command("sh", "-c", `trap '' TERM; sh -c 'trap "" TERM; echo $$ > `+pidFile+`; while :; do sleep 0.05; done' & while :; do sleep 0.05; done`)
+	p, err := proc.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grandchild int
+	deadline := time.Now().Add(10 * time.Second)
+	for grandchild == 0 && time.Now().Before(deadline) {
+		b, _ := os.ReadFile(pidFile)
+		grandchild, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if grandchild == 0 {
+		t.Fatal("grandchild did not start")
+	}
+	start := time.Now()
+	st := p.Stop(200 * time.Millisecond)
+	if st.Signal != syscall.SIGKILL {
+		t.Errorf("status %v; want killed by SIGKILL", st)
+	}
+	if elapsed := time.Since(start); elapsed < 200*time.Millisecond {
+		t.Errorf("stopped after %v; want at least the grace period", elapsed)
+	}
+	if p.GroupAlive() {
+		t.Error("process group still alive after Stop")
+	}
+}
+
+func TestRunCancelSendsTerm(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := t.TempDir() + "/ready"
+	cmd := exec.Command("sh", "-c", "trap 'exit 42' TERM; touch "+ready+"; while :; do sleep 0.05; done")
+	res := make(chan proc.Status, 1)
+	go func() {
+		st, _ := proc.Run(ctx, cmd, 10*time.Second)
+		res <- st
+	}()
+	waitFile(t, ready)
+	cancel()
+	select {
+	case st := <-res:
+		if st.ExitCode() != 42 {
+			t.Errorf("exit code %d; want 42 (the TERM trap)", st.ExitCode())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestReaperReapsOrphans(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PROC_TEST_REAPER=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("reaper child: %v\n%s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), "exit=7 orphans=100 zombies=0"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+// waitFile polls, bounded, until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within 10s", path)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
