@@ -1,0 +1,372 @@
+// Package etcdtest starts real etcd servers for tests and benchmarks: an
+// embedded single member (Start), an embedded cluster of several members
+// (StartCluster), and Debian's etcd binary in a subprocess (StartBinary), each
+// on free loopback ports with its data in tb.TempDir(). Proxy is a TCP proxy
+// between a client and etcd that a test can cut, delay and heal.
+//
+// Everything started here is stopped in tb.Cleanup. The servers are real
+// etcd: they fsync, elect raft leaders and expire leases on their own
+// timers. What this package does not guarantee: that a port chosen as free
+// is still free when etcd binds it (a start is retried a few times), nor any
+// timing of etcd's own (raft elections take about a second).
+package etcdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startTimeout bounds how long a member may take to become ready.
+const startTimeout = 30 * time.Second
+
+// Cluster is a running etcd cluster of one or more members.
+type Cluster struct {
+	tb      testing.TB
+	mu      sync.Mutex
+	members []*member
+}
+
+type member struct {
+	name     string
+	endpoint string // client URL
+	stopOnce sync.Once
+	stop     func()
+	stopped  bool
+}
+
+// Start starts an embedded single-member etcd and returns it once it serves
+// clients. It is stopped in tb.Cleanup.
+func Start(tb testing.TB) *Cluster {
+	tb.Helper()
+	return StartCluster(tb, 1)
+}
+
+// StartCluster starts an embedded etcd cluster of n members and returns it
+// once every member serves clients. It is stopped in tb.Cleanup.
+func StartCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	if n < 1 {
+		tb.Fatalf("etcdtest: cluster of %d members; want at least 1", n)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := startEmbedded(tb, n)
+		if err == nil {
+			return c
+		}
+		lastErr = err
+	}
+	tb.Fatalf("etcdtest: start embedded etcd: %v", lastErr)
+	return nil
+}
+
+func startEmbedded(tb testing.TB, n int) (*Cluster, error) {
+	c := &Cluster{tb: tb}
+	peers := make([]string, n)
+	clients := make([]string, n)
+	for i := range n {
+		peers[i] = "http://" + freeAddr(tb)
+		clients[i] = "http://" + freeAddr(tb)
+	}
+	var initial []string
+	for i := range n {
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i]))
+	}
+	dir := tb.TempDir()
+	started := make([]*embed.Etcd, 0, n)
+	stopAll := func() {
+		for _, e := range started {
+			e.Close()
+		}
+	}
+	for i := range n {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = filepath.Join(dir, cfg.Name)
+		cfg.InitialCluster = strings.Join(initial, ",")
+		cfg.InitialClusterToken = "etcdtest"
+		cfg.ClusterState = embed.ClusterStateFlagNew
+		pu, _ := url.Parse(peers[i])
+		cu, _ := url.Parse(clients[i])
+		cfg.ListenPeerUrls = []url.URL{*pu}
+		cfg.AdvertisePeerUrls = []url.URL{*pu}
+		cfg.ListenClientUrls = []url.URL{*cu}
+		cfg.AdvertiseClientUrls = []url.URL{*cu}
+		cfg.Logger = "zap"
+		cfg.LogLevel = "error"
+		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("start member %s: %w", cfg.Name, err)
+		}
+		started = append(started, e)
+	}
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	for i, e := range started {
+		select {
+		case <-e.Server.ReadyNotify():
+		case err := <-e.Err():
+			stopAll()
+			return nil, fmt.Errorf("member m%d: %w", i, err)
+		case <-deadline.C:
+			stopAll()
+			return nil, fmt.Errorf("members not ready within %v", startTimeout)
+		}
+	}
+	for i, e := range started {
+		c.members = append(c.members, &member{
+			name:     fmt.Sprintf("m%d", i),
+			endpoint: clients[i],
+			stop:     e.Close,
+		})
+	}
+	tb.Cleanup(c.stopAll)
+	return c, nil
+}
+
+// BinaryEnv names the environment variable that points StartBinary at an
+// etcd executable; when it is empty, StartBinary looks for etcd on PATH.
+const BinaryEnv = "CCCTL_ETCD_BINARY"
+
+// StartBinary starts a single-member etcd from an etcd executable (Debian's
+// etcd 3.4 in CI) in a subprocess and returns it once it serves clients. It
+// skips the test when no executable is found (see BinaryEnv). It is stopped
+// in tb.Cleanup.
+func StartBinary(tb testing.TB) *Cluster {
+	tb.Helper()
+	bin := os.Getenv(BinaryEnv)
+	if bin == "" {
+		p, err := exec.LookPath("etcd")
+		if err != nil {
+			tb.Skipf("etcdtest: no etcd executable: set %s or put etcd on PATH", BinaryEnv)
+		}
+		bin = p
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := startBinary(tb, bin)
+		if err == nil {
+			return c
+		}
+		lastErr = err
+	}
+	tb.Fatalf("etcdtest: start %s: %v", bin, lastErr)
+	return nil
+}
+
+func startBinary(tb testing.TB, bin string) (*Cluster, error) {
+	dir := tb.TempDir()
+	peer := "http://" + freeAddr(tb)
+	client := "http://" + freeAddr(tb)
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	cmd := exec.Command(bin,
+		"--name", "m0",
+		"--data-dir", filepath.Join(dir, "data"),
+		"--listen-peer-urls", peer,
+		"--initial-advertise-peer-urls", peer,
+		"--listen-client-urls", client,
+		"--advertise-client-urls", client,
+		"--initial-cluster", "m0="+peer,
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", "etcdtest",
+	)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// ETCD_UNSUPPORTED_ARCH lets etcd 3.4 run on the architectures it
+	// warns about; harmless elsewhere.
+	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	if err := waitHealthy(client, exited); err != nil {
+		stop()
+		log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
+		if waitErr != nil {
+			err = fmt.Errorf("%w (exit: %v)", err, waitErr)
+		}
+		return nil, fmt.Errorf("%w; log:\n%s", err, tail(log, 2000))
+	}
+	c := &Cluster{tb: tb, members: []*member{{name: "m0", endpoint: client, stop: stop}}}
+	tb.Cleanup(c.stopAll)
+	return c, nil
+}
+
+// waitHealthy polls the endpoint until it answers a read or exited closes.
+func waitHealthy(endpoint string, exited <-chan struct{}) error {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("etcd exited before serving clients")
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err = cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("etcd exited before serving clients")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not serving clients within %v: %v", startTimeout, err)
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	ms := append([]*member(nil), c.members...)
+	c.mu.Unlock()
+	for i := range ms {
+		c.Stop(i)
+	}
+}
+
+// Size returns the number of members, stopped ones included.
+func (c *Cluster) Size() int { return len(c.members) }
+
+// Endpoint returns the client URL of member i (http://127.0.0.1:port).
+func (c *Cluster) Endpoint(i int) string { return c.members[i].endpoint }
+
+// Endpoints returns the client URLs of the members that have not been
+// stopped.
+func (c *Cluster) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var eps []string
+	for _, m := range c.members {
+		if !m.stopped {
+			eps = append(eps, m.endpoint)
+		}
+	}
+	return eps
+}
+
+// Stop stops member i and waits until it has stopped. Stopping a stopped
+// member does nothing.
+func (c *Cluster) Stop(i int) {
+	m := c.members[i]
+	m.stopOnce.Do(func() {
+		c.mu.Lock()
+		m.stopped = true
+		c.mu.Unlock()
+		m.stop()
+	})
+}
+
+// Client returns a client of every running member, closed in tb.Cleanup.
+func (c *Cluster) Client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	return NewClient(tb, c.Endpoints()...)
+}
+
+// NewClient returns a client of the given endpoints, closed in tb.Cleanup.
+// It does not wait for a connection.
+func NewClient(tb testing.TB, endpoints ...string) *clientv3.Client {
+	tb.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		tb.Fatalf("etcdtest: client of %v: %v", endpoints, err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Leader returns the index of the member that is the raft leader, waiting
+// up to 10 s for the cluster to have one.
+func (c *Cluster) Leader(tb testing.TB) int {
+	tb.Helper()
+	cli := c.Client(tb)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, m := range c.members {
+			c.mu.Lock()
+			stopped := m.stopped
+			c.mu.Unlock()
+			if stopped {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := cli.Status(ctx, m.endpoint)
+			cancel()
+			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return i
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("etcdtest: no raft leader within 10s")
+	return -1
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("etcdtest: find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,169 @@
+package etcdtest
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Proxy is a TCP proxy from a loopback address to one etcd endpoint. A test
+// points a client at Endpoint and then cuts, delays or heals the path.
+//
+// Cut silences the path in both directions while leaving every connection
+// open, as a partition does: bytes are held, not dropped, and nothing is
+// closed, so neither side sees an error. Heal delivers what was held and
+// resumes. SetDelay holds every chunk for a fixed time before passing it on.
+type Proxy struct {
+	target string
+	ln     net.Listener
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	cut   bool
+	delay time.Duration
+	done  bool
+	conns map[net.Conn]struct{}
+
+	bytes atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// NewProxy starts a proxy to target (a URL such as http://127.0.0.1:2379 or
+// a host:port) and stops it in tb.Cleanup.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	target = strings.TrimPrefix(strings.TrimPrefix(target, "http://"), "https://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("etcdtest: proxy listen: %v", err)
+	}
+	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(1)
+	go p.accept()
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// Endpoint returns the proxy's client URL (http://127.0.0.1:port).
+func (p *Proxy) Endpoint() string { return "http://" + p.ln.Addr().String() }
+
+// Cut silences the path: from now on no byte goes through in either
+// direction, and connections stay open.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
+}
+
+// Heal ends a Cut: held bytes are delivered and traffic flows again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// SetDelay makes every chunk of bytes wait d before it is passed on (zero
+// for none). It applies to chunks read from now on.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
+// Bytes returns the number of bytes passed on so far, both directions
+// together.
+func (p *Proxy) Bytes() int64 { return p.bytes.Load() }
+
+// Close stops the proxy, closes every connection and waits for its
+// goroutines. It is idempotent.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return
+	}
+	p.done = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	p.ln.Close()
+	p.wg.Wait()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.done {
+			p.mu.Unlock()
+			in.Close()
+			out.Close()
+			return
+		}
+		p.conns[in] = struct{}{}
+		p.conns[out] = struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(out, in)
+		go p.pipe(in, out)
+	}
+}
+
+// pipe copies from src to dst, honouring cut and delay, and closes both
+// connections when either side ends.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer func() {
+		src.Close()
+		dst.Close()
+		p.mu.Lock()
+		delete(p.conns, src)
+		delete(p.conns, dst)
+		p.mu.Unlock()
+	}()
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			delay := p.delay
+			p.mu.Unlock()
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				<-t.C
+			}
+			p.mu.Lock()
+			for p.cut && !p.done {
+				p.cond.Wait()
+			}
+			done := p.done
+			p.mu.Unlock()
+			if done {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			p.bytes.Add(int64(n))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
