@@ -1,0 +1,160 @@
+package memory
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ccctl/ccctl/clock"
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/coordinator/coordinatortest"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// fakeHarness runs members on a fake clock: Expire is Crash, then Advance
+// in steps shorter than the renew interval, letting the living members
+// renew between steps, until the store has expired the lease.
+type fakeHarness struct {
+	store   *Store
+	clk     *clock.Fake
+	cluster coordinator.Cluster
+	cfg     Config
+}
+
+func newFakeHarness(t *testing.T) *fakeHarness {
+	clk := clock.NewFake(epoch)
+	return &fakeHarness{
+		store:   NewStore(WithClock(clk)),
+		clk:     clk,
+		cluster: coordinator.Cluster{Environment: "test", Service: "db"},
+		cfg:     Config{TTL: 10 * time.Second, Margin: time.Second, RenewInterval: 3 * time.Second, Logger: quietLogger()},
+	}
+}
+
+func (h *fakeHarness) New(t *testing.T, id string) coordinator.Coordinator {
+	t.Helper()
+	cfg := h.cfg
+	cfg.Cluster, cfg.ID = h.cluster, id
+	c, err := New(h.store, cfg)
+	if err != nil {
+		t.Fatalf("New(%s): %v", id, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
+	t.Helper()
+	c := cc.(*Coordinator)
+	c.Crash()
+	advanceUntil(t, h.store, h.clk, h.cfg.RenewInterval/2, func() bool { return !h.store.aliveLocked(c.lease) })
+}
+
+// advanceUntil advances clk by step until done (called under the store's
+// lock) holds, waiting after each step until every living, connected
+// member has renewed whatever renewal became due, as real members would
+// have in that time.
+func advanceUntil(t *testing.T, s *Store, clk *clock.Fake, step time.Duration, done func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		s.expireDueLocked()
+		finished := done()
+		settled := settledLocked(s)
+		s.mu.Unlock()
+		if finished {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("advance: not done within 10s of real time (fake time %v)", clk.Now().Sub(epoch))
+		}
+		if !settled {
+			time.Sleep(time.Millisecond) // bounded poll for the renewing goroutines
+			continue
+		}
+		clk.Advance(step)
+	}
+}
+
+// settledLocked reports whether no living, connected member has a renewal
+// due that it has not made yet.
+func settledLocked(s *Store) bool {
+	now := s.clock.Now()
+	for _, l := range s.leases {
+		o := l.owner
+		if o.cut || o.err != nil {
+			continue
+		}
+		if !now.Before(l.renewedAt.Add(o.cfg.RenewInterval)) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestConformanceFakeClock(t *testing.T) {
+	coordinatortest.Run(t, func(t *testing.T) coordinatortest.Harness { return newFakeHarness(t) })
+}
+
+// realHarness runs members on the real clock with a short TTL: Expire is
+// Crash, then a bounded wait for the store to expire the lease.
+type realHarness struct {
+	store *Store
+	cfg   Config
+}
+
+func (h *realHarness) New(t *testing.T, id string) coordinator.Coordinator {
+	t.Helper()
+	cfg := h.cfg
+	cfg.ID = id
+	c, err := New(h.store, cfg)
+	if err != nil {
+		t.Fatalf("New(%s): %v", id, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (h *realHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
+	t.Helper()
+	c := cc.(*Coordinator)
+	c.Crash()
+	deadline := time.Now().Add(h.cfg.TTL + 5*time.Second)
+	for {
+		h.store.mu.Lock()
+		h.store.expireDueLocked()
+		alive := h.store.aliveLocked(c.lease)
+		h.store.mu.Unlock()
+		if !alive {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease of %s not expired within %v", c.id, h.cfg.TTL+5*time.Second)
+		}
+		time.Sleep(10 * time.Millisecond) // bounded poll of a real-time expiry
+	}
+}
+
+func TestConformanceRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-clock expiry takes real time; skipped in short mode")
+	}
+	n := 0
+	coordinatortest.Run(t, func(t *testing.T) coordinatortest.Harness {
+		n++
+		return &realHarness{
+			store: NewStore(),
+			cfg: Config{
+				Cluster: coordinator.Cluster{Environment: "real", Service: fmt.Sprintf("svc%d", n)},
+				TTL:     time.Second, Margin: 200 * time.Millisecond, RenewInterval: 200 * time.Millisecond,
+				Logger: quietLogger(),
+			},
+		}
+	})
+}

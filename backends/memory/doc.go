@@ -1,0 +1,36 @@
+// Package memory is the in-process backend of the coordinator contract: many
+// members, of one or several clusters, live in one process and share a Store
+// that stands in for etcd. It serves tests and examples (with a fake clock,
+// so that leases expire without sleeping) and the single-instance local
+// default of `ccctl run` (with the real clock).
+//
+// # What it guarantees
+//
+// Everything the package comment of coordinator promises, within one
+// process: one leader per cluster; fencing tokens taken from a store-wide
+// revision that increases on every write, as etcd's does, so tokens strictly
+// increase across the terms of a cluster and are never reused; member
+// records, campaigns and switchover requests bound to the member's lease;
+// Watch streams that start with the current state, report every change in
+// the order the store applied it, never drop an event and never block the
+// store (each watcher has an unbounded queue).
+//
+// Each Coordinator renews its lease on a clock timer every RenewInterval; the
+// store expires a lease when its clock passes the lease's expiry (last
+// renewal + TTL). A member whose renewals stop reaching the store (Crash,
+// Partition) fences itself: its Leadership.Done and its session's Done close
+// at the latest at last acknowledged renewal + TTL - Margin on its own
+// timer, and in every case before the store grants the leadership to anybody
+// else, because the store ends the expiring session's term under the same
+// lock as it grants the next one.
+//
+// # What it does not do
+//
+// Nothing is persisted and nothing leaves the process: when the process
+// exits, every cluster in the Store is gone. The store keeps no history, so
+// a watch never needs to coalesce. Slot claims live as long as the Store.
+//
+// Crash and Partition simulate the failures the conformance suite and the
+// lifecycle tests need; they are the only ways to make a lease expire, since
+// in one process renewals otherwise always arrive.
+package memory

@@ -1,0 +1,302 @@
+package memory
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ccctl/ccctl/clock"
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Store is the shared in-process state that stands in for etcd: the leases,
+// and per cluster the member records, the leader, the waiting campaigns,
+// the controls and the watchers. Every Coordinator of the process that should
+// see the same clusters uses the same Store. A Store is safe for concurrent
+// use and needs no closing: it holds no goroutine of its own (lease expiry
+// runs on clock timers that only take its lock).
+type Store struct {
+	clock clock.Clock
+
+	mu        sync.Mutex
+	rev       int64 // store-wide revision, increased by every write
+	nextLease int64
+	leases    map[int64]*lease
+	clusters  map[coordinator.Cluster]*cluster
+}
+
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithClock makes the store (and every Coordinator using it) tell time with
+// c. The default is clock.Real().
+func WithClock(c clock.Clock) StoreOption {
+	return func(s *Store) { s.clock = c }
+}
+
+// NewStore returns an empty store.
+func NewStore(opts ...StoreOption) *Store {
+	s := &Store{
+		clock:    clock.Real(),
+		leases:   make(map[int64]*lease),
+		clusters: make(map[coordinator.Cluster]*cluster),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// lease is one session's lease in the store.
+type lease struct {
+	id        int64
+	ttl       time.Duration
+	expiry    time.Time
+	renewedAt time.Time
+	timer     clock.Timer // fires at expiry
+	owner     *Coordinator
+	cl        *cluster
+}
+
+// record is a member record bound to a lease.
+type record struct {
+	m     coordinator.Member
+	lease *lease
+}
+
+// waiter is one campaign waiting in a cluster's queue.
+type waiter struct {
+	c     *Coordinator
+	ready chan struct{} // closed when won or abandoned
+	won   *term
+}
+
+type slotKey struct {
+	job  string
+	slot int64 // UnixNano of the slot
+}
+
+// cluster is the store's state of one cluster. Guarded by Store.mu.
+type cluster struct {
+	name        coordinator.Cluster
+	members     map[string]*record
+	leader      *term // nil when vacant
+	waiters     []*waiter
+	paused      bool
+	switchTo    string
+	switchLease *lease
+	watchers    map[*watcher]struct{}
+	slots       map[slotKey]time.Time // forget after
+}
+
+func (s *Store) clusterLocked(name coordinator.Cluster) *cluster {
+	cl, ok := s.clusters[name]
+	if !ok {
+		cl = &cluster{
+			name:     name,
+			members:  make(map[string]*record),
+			watchers: make(map[*watcher]struct{}),
+			slots:    make(map[slotKey]time.Time),
+		}
+		s.clusters[name] = cl
+	}
+	return cl
+}
+
+// grantLeaseLocked creates a lease for c in cl.
+func (s *Store) grantLeaseLocked(c *Coordinator, cl *cluster, ttl time.Duration) *lease {
+	s.nextLease++
+	now := s.clock.Now()
+	l := &lease{id: s.nextLease, ttl: ttl, expiry: now.Add(ttl), renewedAt: now, owner: c, cl: cl}
+	l.timer = s.clock.AfterFunc(ttl, s.expireDue)
+	s.leases[l.id] = l
+	return l
+}
+
+// alive reports whether l is still in the store.
+func (s *Store) aliveLocked(l *lease) bool { return s.leases[l.id] == l }
+
+// renewLocked extends l by its TTL from now. It reports false when the lease
+// is gone.
+func (s *Store) renewLocked(l *lease) bool {
+	s.expireDueLocked()
+	if !s.aliveLocked(l) {
+		return false
+	}
+	now := s.clock.Now()
+	l.renewedAt = now
+	l.expiry = now.Add(l.ttl)
+	l.timer.Reset(l.ttl)
+	return true
+}
+
+// expireDue is the lease timers' function.
+func (s *Store) expireDue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireDueLocked()
+}
+
+// expireDueLocked expires every lease whose expiry has passed on the
+// store's clock. Every operation calls it first, so that the store never
+// acts on a lease that has expired, whenever its timer goroutine runs.
+func (s *Store) expireDueLocked() {
+	now := s.clock.Now()
+	var due []*lease
+	for _, l := range s.leases {
+		if !now.Before(l.expiry) {
+			due = append(due, l)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
+	for _, l := range due {
+		s.endLeaseLocked(l, coordinator.ErrSessionExpired)
+	}
+}
+
+// endLeaseLocked removes l and everything bound to it (expiry or
+// revocation). The owner's session and term end first, with why, so that
+// the owner's leadership is over before anybody else can be granted it.
+func (s *Store) endLeaseLocked(l *lease, why error) {
+	if !s.aliveLocked(l) {
+		return
+	}
+	delete(s.leases, l.id)
+	l.timer.Stop()
+	l.owner.endLocked(why, why)
+	cl := l.cl
+	if cl.leader != nil && cl.leader.lease == l {
+		s.vacateLocked(cl)
+	}
+	ids := make([]string, 0, len(cl.members))
+	for id, r := range cl.members {
+		if r.lease == l {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := cl.members[id]
+		delete(cl.members, id)
+		s.rev++
+		s.emitLocked(cl, coordinator.Event{Type: coordinator.EventMemberLeft, Member: copyMember(r.m)})
+	}
+	if cl.switchLease == l {
+		s.clearSwitchoverLocked(cl)
+	}
+	s.dropWaitersLocked(cl, l.owner)
+	s.electLocked(cl)
+}
+
+// vacateLocked deletes the leader key of cl. The term must have been ended
+// by the caller.
+func (s *Store) vacateLocked(cl *cluster) {
+	cl.leader = nil
+	s.rev++
+	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventNoLeader})
+}
+
+func (s *Store) clearSwitchoverLocked(cl *cluster) {
+	if cl.switchTo == "" {
+		return
+	}
+	cl.switchTo, cl.switchLease = "", nil
+	s.rev++
+	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventSwitchoverCleared})
+}
+
+// dropWaitersLocked abandons every waiting campaign of c.
+func (s *Store) dropWaitersLocked(cl *cluster, c *Coordinator) {
+	kept := cl.waiters[:0]
+	for _, w := range cl.waiters {
+		if w.c == c {
+			close(w.ready)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	for i := len(kept); i < len(cl.waiters); i++ {
+		cl.waiters[i] = nil
+	}
+	cl.waiters = kept
+}
+
+// electLocked grants the vacant leadership of cl to the first waiting
+// campaign that may win: none while paused; only the target's while a
+// switchover request stands; otherwise the longest waiting.
+func (s *Store) electLocked(cl *cluster) {
+	if cl.leader != nil || cl.paused {
+		return
+	}
+	idx := -1
+	for i, w := range cl.waiters {
+		if cl.switchTo == "" || (w.c.id == cl.switchTo && w.c.lease == cl.switchLease) {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return
+	}
+	w := cl.waiters[idx]
+	cl.waiters = append(cl.waiters[:idx], cl.waiters[idx+1:]...)
+	s.rev++
+	t := &term{c: w.c, lease: w.c.lease, token: s.rev, done: make(chan struct{})}
+	cl.leader = t
+	w.c.term = t
+	w.won = t
+	close(w.ready)
+	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: coordinator.Leader{ID: w.c.id, Token: t.token}})
+	if cl.switchTo != "" {
+		s.clearSwitchoverLocked(cl)
+	}
+	w.c.log.Info("leadership won", "token", t.token)
+}
+
+// emitLocked queues ev for every watcher of cl.
+func (s *Store) emitLocked(cl *cluster, ev coordinator.Event) {
+	for w := range cl.watchers {
+		w.queue = append(w.queue, ev)
+		select {
+		case w.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stateLocked returns the events that describe the current state of cl, in
+// the order the coordinator contract gives.
+func (s *Store) stateLocked(cl *cluster) []coordinator.Event {
+	var evs []coordinator.Event
+	for _, m := range membersLocked(cl) {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventMemberJoined, Member: m})
+	}
+	if cl.leader != nil {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: coordinator.Leader{ID: cl.leader.c.id, Token: cl.leader.token}})
+	} else {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
+	}
+	if cl.paused {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventPaused})
+	}
+	if cl.switchTo != "" {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: cl.switchTo})
+	}
+	return evs
+}
+
+func membersLocked(cl *cluster) []coordinator.Member {
+	ms := make([]coordinator.Member, 0, len(cl.members))
+	for _, r := range cl.members {
+		ms = append(ms, copyMember(r.m))
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+	return ms
+}
+
+func copyMember(m coordinator.Member) coordinator.Member {
+	if m.Ports != nil {
+		m.Ports = append([]int(nil), m.Ports...)
+	}
+	return m
+}
