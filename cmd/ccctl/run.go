@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/proc"
+)
+
+func newRunCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARG...]",
+		Short: "Run the service under the controller (the container's entrypoint)",
+		Long: "run registers this member, elects the master, runs the hooks and supervises\n" +
+			"CMD. With no etcd configured it uses the memory backend: a single member,\n" +
+			"always master. It exits with the service's exit code (128+N when it died of\n" +
+			"signal N), 2 for bad configuration, 3 when the backend could not be reached\n" +
+			"in time, 4 when an init hook failed, 5 when leadership was lost and the\n" +
+			"leadership-lost action is exit.",
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+	}
+	standalone := cmd.Flags().Bool("standalone", false, "run the service with no coordination (no backend, no hooks)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := loadConfig(cmd.Flags())
+		if err != nil {
+			return err
+		}
+		code, err := runMember(cmd, cfg, args, *standalone)
+		if err != nil || code != 0 {
+			return withCode(code, err)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// runMember runs one member and returns the exit code of ccctl run.
+func runMember(cmd *cobra.Command, cfg *config.Config, argv []string, standalone bool) (int, error) {
+	log := newLogger(cmd.ErrOrStderr(), cfg)
+	switch {
+	case standalone:
+		log.Info("standalone: running the service with no coordination")
+	case !cfg.UsesEtcd():
+		log.Info("no etcd configured: memory backend, single member, always master",
+			"environment", cfg.Cluster.Environment, "service", cfg.Cluster.Service)
+	default:
+		return exitUsage, errors.New("run with etcd: not available in this build; unset ETCD_ENDPOINTS and ETCD_HOST(S), or use --standalone")
+	}
+	return superviseService(cmd, cfg, argv)
+}
+
+// superviseService starts argv, passes its output through, forwards
+// signals, stops its process group on SIGTERM or SIGINT (grace period, then
+// SIGKILL), and returns its exit code.
+func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (int, error) {
+	if _, err := proc.EnableReaping(); err != nil {
+		return exitFailure, fmt.Errorf("run: %w", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var filters []*lineFilter
+	if cfg.SuppressLogRegexp != nil {
+		fo, fe := newLineFilter(stdout, cfg.SuppressLogRegexp), newLineFilter(stderr, cfg.SuppressLogRegexp)
+		stdout, stderr = fo, fe
+		filters = append(filters, fo, fe)
+	}
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdin = cmd.InOrStdin()
+	c.Stdout = stdout
+	c.Stderr = stderr
+	p, err := proc.Start(c)
+	if err != nil {
+		return 127, fmt.Errorf("run: %w", err)
+	}
+	var st proc.Status
+	for done := false; !done; {
+		select {
+		case <-p.Done():
+			st = p.Wait()
+			done = true
+		case sig := <-sigs:
+			s := sig.(syscall.Signal)
+			if s == syscall.SIGTERM || s == syscall.SIGINT {
+				st = p.Stop(cfg.GracePeriod)
+				done = true
+				break
+			}
+			p.Signal(s)
+		}
+	}
+	for _, f := range filters {
+		f.Flush()
+	}
+	return st.ExitCode(), nil
+}
+
+// lineFilter drops the lines matching re and writes the others to w.
+type lineFilter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	re  *regexp.Regexp
+	buf bytes.Buffer
+}
+
+func newLineFilter(w io.Writer, re *regexp.Regexp) *lineFilter {
+	return &lineFilter{w: w, re: re}
+}
+
+// Write buffers p and writes every complete line that does not match.
+func (f *lineFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf.Write(p)
+	for {
+		i := bytes.IndexByte(f.buf.Bytes(), '\n')
+		if i < 0 {
+			break
+		}
+		line := f.buf.Next(i + 1)
+		if f.re.Match(bytes.TrimRight(line, "\r\n")) {
+			continue
+		}
+		if _, err := f.w.Write(line); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes a last unterminated line unless it matches.
+func (f *lineFilter) Flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.buf.Len() > 0 && !f.re.Match(f.buf.Bytes()) {
+		f.w.Write(f.buf.Bytes())
+	}
+	f.buf.Reset()
+}
+
+var _ io.Writer = (*lineFilter)(nil)

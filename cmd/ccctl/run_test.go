@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunMemoryBackendPassesOutputAndExitCode(t *testing.T) {
+	r := ccctl(t, 20*time.Second, nil, "run", "--", "sh", "-c", "echo hello; echo oops >&2; exit 3")
+	if r.code != 3 {
+		t.Errorf("exit code: got %d; want 3 (stderr %q)", r.code, r.stderr)
+	}
+	if r.stdout != "hello\n" {
+		t.Errorf("stdout: got %q; want %q", r.stdout, "hello\n")
+	}
+	if !strings.Contains(r.stderr, "oops\n") {
+		t.Errorf("stderr: got %q; want it to contain the service's %q", r.stderr, "oops")
+	}
+	if n := strings.Count(r.stderr, "memory backend"); n != 1 {
+		t.Errorf("stderr: got %d lines about the memory backend; want 1: %q", n, r.stderr)
+	}
+}
+
+func TestRunExitCodeOfSignal(t *testing.T) {
+	r := ccctl(t, 20*time.Second, nil, "run", "--", "sh", "-c", "kill -9 $$")
+	if r.code != 128+9 {
+		t.Errorf("exit code: got %d; want %d (stderr %q)", r.code, 128+9, r.stderr)
+	}
+}
+
+func TestRunSuppressLogRegexp(t *testing.T) {
+	r := ccctl(t, 20*time.Second, []string{"SUPPRESS_LOG_REGEXP=^noise"}, "run", "--", "sh", "-c", "echo noise 1; echo keep; echo noise 2")
+	if r.code != 0 || r.stdout != "keep\n" {
+		t.Errorf("got code %d stdout %q; want 0 and %q", r.code, r.stdout, "keep\n")
+	}
+}
+
+func TestRunWithoutCommandIsUsageError(t *testing.T) {
+	r := ccctl(t, 20*time.Second, nil, "run")
+	if r.code != 2 {
+		t.Errorf("exit code: got %d; want 2 (stderr %q)", r.code, r.stderr)
+	}
+}
+
+func TestRunBadConfigurationExits2BeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	marker := dir + "/started"
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"port", []string{"ETCD_PORT=abc"}, `ETCD_PORT: "abc": want a TCP port number`},
+		{"ttl", []string{"CCCTL_TTL=1s"}, `CCCTL_TTL: "1s": want at least 2s`},
+		{"bool", []string{"TERMINATE_WHEN_NO_LONGER_ACTIVE=maybe"}, `TERMINATE_WHEN_NO_LONGER_ACTIVE: "maybe": want true or false`},
+		{"config file", []string{"CCCTL_CONFIG=" + dir + "/missing.yaml"}, "CCCTL_CONFIG: want a readable YAML file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ccctl(t, 20*time.Second, tt.env, "run", "--", "touch", marker)
+			if r.code != 2 {
+				t.Errorf("exit code: got %d; want 2", r.code)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr: got %q; want one line containing %q", r.stderr, tt.want)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the service ran; want it never started")
+			}
+		})
+	}
+}

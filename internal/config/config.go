@@ -1,0 +1,780 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// MinTTL is the shortest session TTL accepted.
+const MinTTL = 2 * time.Second
+
+// Config is the validated configuration of one invocation.
+type Config struct {
+	// File is the path of the YAML file read, "" when none.
+	File string
+	// Etcd is how to reach etcd; Etcd.Endpoints is empty when no etcd is
+	// configured (the memory backend is then used).
+	Etcd Etcd
+	// Cluster names the member's cluster.
+	Cluster coordinator.Cluster
+	// InstanceID is the member's id.
+	InstanceID string
+	// AdvertiseAddress is the address other members use to reach this one,
+	// "" to let the backend find it.
+	AdvertiseAddress string
+	// TTL is the session lease's TTL.
+	TTL time.Duration
+	// GracePeriod is the time between SIGTERM and SIGKILL.
+	GracePeriod time.Duration
+	// LeadershipLostAction is "demote", "restart" or "exit".
+	LeadershipLostAction string
+	// PortsWhenActive are the ports that must accept connections before
+	// the member is active.
+	PortsWhenActive []int
+	// TerminateWhenNoLongerActive stops the container when an active
+	// service stops answering.
+	TerminateWhenNoLongerActive bool
+	// HTTPAddress is the HTTP server's address, "" when off.
+	HTTPAddress string
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is the minimum level logged.
+	LogLevel slog.Level
+	// HookTimeout is the default timeout of hooks and jobs.
+	HookTimeout time.Duration
+	// Hooks maps hook names (see HookNames) to the hook to run.
+	Hooks map[string]Hook
+	// Jobs are the scheduled jobs.
+	Jobs []Job
+	// FilesystemLocks are the directories to lock.
+	FilesystemLocks []string
+	// Templates are the configuration templates to render.
+	Templates []Template
+	// WaitFor are the services that must have an active master first.
+	WaitFor []string
+	// WaitForTimeout bounds the wait for them.
+	WaitForTimeout time.Duration
+	// SuppressLogRegexp drops matching lines of the service's output; nil
+	// when unset.
+	SuppressLogRegexp *regexp.Regexp
+	// SentryDSN is where errors are reported, "" when off. Secret.
+	SentryDSN string
+	// Backups is the backup destination and retention policy.
+	Backups Backups
+}
+
+// Etcd is how to reach etcd.
+type Etcd struct {
+	// Endpoints are the client URLs; empty when etcd is not configured.
+	Endpoints []string
+	// Prefix is the key prefix of every cluster.
+	Prefix string
+	// Username and Password authenticate; both secret.
+	Username, Password string
+	// CACert, Cert and Key are TLS file paths, "" when unused.
+	CACert, Cert, Key string
+	// DialTimeout bounds one connection attempt.
+	DialTimeout time.Duration
+	// ConnectTimeout bounds the retries of the first connection.
+	ConnectTimeout time.Duration
+}
+
+// Hook is one hook from the YAML file.
+type Hook struct {
+	// Command is the argv to execute; a YAML string becomes
+	// ["/bin/sh", "-c", string].
+	Command []string
+	// Timeout bounds one run.
+	Timeout time.Duration
+}
+
+// Job is one scheduled job from the YAML file.
+type Job struct {
+	// Name identifies the job.
+	Name string
+	// Schedule is the cron spec, as written.
+	Schedule string
+	// Role is "master", "slave" or "any".
+	Role string
+	// Command is the argv to execute.
+	Command []string
+	// Timeout bounds one run.
+	Timeout time.Duration
+	// Overlap is "skip", "queue" or "replace".
+	Overlap string
+}
+
+// Template is one configuration template from the YAML file.
+type Template struct {
+	// Source and Destination are file paths.
+	Source, Destination string
+	// Reload is the argv run when the output changed; nil when none.
+	Reload []string
+}
+
+// Backups is where backups go and how long they are kept.
+type Backups struct {
+	// Destination is the folder holding one sub-folder per backup name.
+	Destination string
+	// Last, Hours, Days, Weeks, Months and Years are the retention counts.
+	Last, Hours, Days, Weeks, Months, Years int
+	// Location is the time zone of the retention buckets.
+	Location *time.Location
+}
+
+// UsesEtcd reports whether etcd is configured.
+func (c *Config) UsesEtcd() bool { return len(c.Etcd.Endpoints) > 0 }
+
+// AddFlags defines a flag for every setting that has one, and --config, on
+// fs. Load reads them when they were set.
+func AddFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env CCCTL_CONFIG)")
+	for _, s := range Settings() {
+		name := s.Flag()
+		if name == "" {
+			continue
+		}
+		usage := s.Help + " (env " + strings.Join(s.Env, ", ") + ")"
+		if s.Kind == Bool {
+			fs.String(name, "", usage)
+			fs.Lookup(name).NoOptDefVal = "true"
+			continue
+		}
+		fs.String(name, "", usage)
+	}
+}
+
+// Errors is a list of configuration errors, one line each.
+type Errors []error
+
+// Error returns the errors one per line.
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the errors.
+func (e Errors) Unwrap() []error { return e }
+
+// ErrInvalid is wrapped by every error of Load.
+var ErrInvalid = errors.New("invalid configuration")
+
+type loader struct {
+	v      *viper.Viper
+	flags  *pflag.FlagSet
+	file   string
+	inFile map[string]bool // dotted keys present in the file
+	schema *fileSchema
+	errs   Errors
+}
+
+func (l *loader) fail(format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+}
+
+// Load reads the configuration from flags (may be nil), the environment, the
+// YAML file named by --config or CCCTL_CONFIG, and the defaults, with a
+// fresh viper instance, and validates it. On error it returns Errors, one
+// line per bad value; every one wraps ErrInvalid.
+func Load(flags *pflag.FlagSet) (*Config, error) {
+	l := &loader{v: viper.New(), flags: flags, inFile: map[string]bool{}}
+	cfg := l.load()
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+func (l *loader) load() *Config {
+	l.readFile()
+	for _, s := range Settings() {
+		if s.Key == KeyConfig {
+			continue
+		}
+		if s.Default != "" {
+			l.v.SetDefault(s.Key, s.Default)
+		}
+		if err := l.v.BindEnv(append([]string{s.Key}, s.Env...)...); err != nil {
+			l.fail("%s: %v", s.Key, err)
+		}
+		if name := s.Flag(); name != "" && l.flags != nil {
+			if f := l.flags.Lookup(name); f != nil {
+				if err := l.v.BindPFlag(s.Key, f); err != nil {
+					l.fail("--%s: %v", name, err)
+				}
+			}
+		}
+		if s.Secret {
+			l.secretFile(s)
+		}
+	}
+	c := &Config{File: l.file}
+	l.etcd(c)
+	c.Cluster.Environment = l.name(KeyEnvironment, "environment")
+	c.Cluster.Service = l.name(KeyService, "service")
+	c.InstanceID = l.str(KeyInstanceID)
+	if c.InstanceID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			l.fail("%s: no value and no host name to default to: %v", l.source(KeyInstanceID), err)
+		}
+		c.InstanceID = h
+	}
+	if c.InstanceID != "" {
+		if err := coordinator.ValidateName("instance id", c.InstanceID); err != nil {
+			l.fail("%s: %v", l.source(KeyInstanceID), err)
+		}
+	}
+	c.AdvertiseAddress = l.str(KeyAdvertiseAddress)
+	c.TTL = l.duration(KeyTTL, MinTTL)
+	c.GracePeriod = l.duration(KeyGracePeriod, 0)
+	c.LeadershipLostAction = l.oneOf(KeyLeadershipLostAction, "demote", "restart", "exit")
+	for _, p := range l.list(KeyPortsWhenActive) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			l.fail("%s: %q: want TCP port numbers from 1 to 65535, comma-separated", l.source(KeyPortsWhenActive), p)
+			continue
+		}
+		c.PortsWhenActive = append(c.PortsWhenActive, n)
+	}
+	c.TerminateWhenNoLongerActive = l.boolean(KeyTerminateWhenNoLongerActive)
+	c.HTTPAddress = l.str(KeyHTTPAddress)
+	if c.HTTPAddress != "" {
+		if _, port, err := net.SplitHostPort(c.HTTPAddress); err != nil || port == "" {
+			l.fail("%s: %q: want host:port or :port", l.source(KeyHTTPAddress), c.HTTPAddress)
+		}
+	}
+	c.LogFormat = l.oneOf(KeyLogFormat, "text", "json")
+	switch lv := l.oneOf(KeyLogLevel, "debug", "info", "warn", "error"); lv {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		c.LogLevel = slog.LevelInfo
+	}
+	c.HookTimeout = l.duration(KeyHooksTimeout, 0)
+	for _, s := range l.list(KeyWaitFor) {
+		if err := coordinator.ValidateName("service", s); err != nil {
+			l.fail("%s: %v", l.source(KeyWaitFor), err)
+			continue
+		}
+		c.WaitFor = append(c.WaitFor, s)
+	}
+	c.WaitForTimeout = l.duration(KeyWaitForTimeout, 0)
+	if re := l.str(KeySuppressLogRegexp); re != "" {
+		r, err := regexp.Compile(re)
+		if err != nil {
+			l.fail("%s: want a regular expression (Go RE2 syntax): %v", l.source(KeySuppressLogRegexp), err)
+		}
+		c.SuppressLogRegexp = r
+	}
+	c.SentryDSN = l.str(KeySentryDSN)
+	c.Backups = Backups{
+		Destination: l.str(KeyBackupsDestination),
+		Last:        l.count(KeyBackupsLast),
+		Hours:       l.count(KeyBackupsHours),
+		Days:        l.count(KeyBackupsDays),
+		Weeks:       l.count(KeyBackupsWeeks),
+		Months:      l.count(KeyBackupsMonths),
+		Years:       l.count(KeyBackupsYears),
+	}
+	if c.Backups.Destination == "" {
+		l.fail("%s: want a folder, not empty", l.source(KeyBackupsDestination))
+	}
+	tz := l.str(KeyBackupsTimeZone)
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" || tz == "Local" {
+		l.fail("%s: %q: want an IANA time zone name such as UTC or Europe/Paris", l.source(KeyBackupsTimeZone), tz)
+	}
+	c.Backups.Location = loc
+	l.structured(c)
+	return c
+}
+
+// readFile reads the YAML file, strictly, into viper and checks its keys.
+func (l *loader) readFile() {
+	path, name := "", ""
+	if l.flags != nil {
+		if f := l.flags.Lookup("config"); f != nil && f.Changed {
+			path, name = f.Value.String(), "--config"
+		}
+	}
+	if name == "" {
+		if p, ok := os.LookupEnv("CCCTL_CONFIG"); ok && p != "" {
+			path, name = p, "CCCTL_CONFIG"
+		}
+	}
+	if path == "" {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		l.fail("%s: want a readable YAML file: %v", name, err)
+		return
+	}
+	l.file = path
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f fileSchema
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		l.fail("%s", yamlError(path, err))
+		return
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		l.fail("%s", yamlError(path, err))
+		return
+	}
+	flatten("", m, l.inFile)
+	l.v.SetConfigType("yaml")
+	if err := l.v.ReadConfig(bytes.NewReader(data)); err != nil {
+		l.fail("%s: want valid YAML: %v", path, err)
+		return
+	}
+	l.schema = &f
+}
+
+func flatten(prefix string, m map[string]any, out map[string]bool) {
+	for k, v := range m {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		out[key] = true
+		if sub, ok := v.(map[string]any); ok {
+			flatten(key, sub, out)
+		}
+	}
+}
+
+var fieldNotFound = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
+
+// yamlError turns a yaml.v3 error into one line naming the file.
+func yamlError(path string, err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg := te.Errors[0]
+		if m := fieldNotFound.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("line %s: unknown key %q; see the configuration reference for the known keys", m[1], m[2])
+		} else {
+			msg = strings.TrimPrefix(msg, "yaml: ")
+		}
+		if n := len(te.Errors) - 1; n > 0 {
+			msg += fmt.Sprintf(" (and %d more)", n)
+		}
+		return path + ": " + msg
+	}
+	return path + ": want valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// source names where the value of key came from, as the user wrote it.
+func (l *loader) source(key string) string {
+	s, ok := settingByKey(key)
+	if !ok {
+		return key
+	}
+	if name := s.Flag(); name != "" && l.flags != nil {
+		if f := l.flags.Lookup(name); f != nil && f.Changed {
+			return "--" + name
+		}
+	}
+	for _, e := range s.Env {
+		if v, ok := os.LookupEnv(e); ok && v != "" {
+			return e
+		}
+		if s.Secret {
+			if v, ok := os.LookupEnv(e + "_FILE"); ok && v != "" {
+				return e + "_FILE"
+			}
+		}
+	}
+	if l.inFile[key] {
+		return l.file + ": " + key
+	}
+	return key + " (default)"
+}
+
+func settingByKey(key string) (Setting, bool) {
+	for _, s := range Settings() {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// secretFile applies the docker-secrets convention: NAME_FILE names a file
+// holding the value of NAME.
+func (l *loader) secretFile(s Setting) {
+	for _, e := range s.Env {
+		path, ok := os.LookupEnv(e + "_FILE")
+		if !ok || path == "" {
+			continue
+		}
+		if v, ok := os.LookupEnv(e); ok && v != "" {
+			l.fail("%s and %s_FILE: both set; want only one", e, e)
+			return
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			l.fail("%s_FILE: want a readable file holding %s: %v", e, e, err)
+			return
+		}
+		l.v.Set(s.Key, strings.TrimRight(string(data), "\r\n"))
+		return
+	}
+}
+
+// raw returns the value of key as a string, or ok=false with an error
+// recorded when it is not a scalar.
+func (l *loader) raw(key string) (string, bool) {
+	switch x := l.v.Get(key).(type) {
+	case nil:
+		return "", true
+	case string:
+		return strings.TrimSpace(x), true
+	case []any, map[string]any:
+		l.fail("%s: want a single value, not a list or a map", l.source(key))
+		return "", false
+	default:
+		return fmt.Sprint(x), true
+	}
+}
+
+func (l *loader) str(key string) string {
+	s, _ := l.raw(key)
+	return s
+}
+
+func (l *loader) name(key, what string) string {
+	s := l.str(key)
+	if err := coordinator.ValidateName(what, s); err != nil {
+		l.fail("%s: %v", l.source(key), err)
+	}
+	return s
+}
+
+// duration parses a Go duration ("10s", "1m30s") or a number of seconds.
+func (l *loader) duration(key string, min time.Duration) time.Duration {
+	s, ok := l.raw(key)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(s, 64)
+		if nerr != nil {
+			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", l.source(key), s)
+			return 0
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if min > 0 && d < min {
+		l.fail("%s: %q: want at least %s", l.source(key), s, min)
+	} else if d <= 0 {
+		l.fail("%s: %q: want a positive duration", l.source(key), s)
+	}
+	return d
+}
+
+func (l *loader) count(key string) int {
+	s, ok := l.raw(key)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		l.fail("%s: %q: want a whole number, 0 or more", l.source(key), s)
+		return 0
+	}
+	return n
+}
+
+// boolean accepts true/false, 1/0, yes/no, on/off in any case.
+func (l *loader) boolean(key string) bool {
+	s, ok := l.raw(key)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(s) {
+	case "true", "1", "yes", "on", "y":
+		return true
+	case "false", "0", "no", "off", "n":
+		return false
+	}
+	l.fail("%s: %q: want true or false (also 1/0, yes/no, on/off)", l.source(key), s)
+	return false
+}
+
+func (l *loader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(l.str(key))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	l.fail("%s: %q: want one of %s", l.source(key), s, strings.Join(allowed, ", "))
+	return ""
+}
+
+// list reads a comma-separated string or a YAML list.
+func (l *loader) list(key string) []string {
+	var out []string
+	switch x := l.v.Get(key).(type) {
+	case nil:
+	case []any:
+		for _, e := range x {
+			if s := strings.TrimSpace(fmt.Sprint(e)); s != "" {
+				out = append(out, s)
+			}
+		}
+	case []string:
+		for _, e := range x {
+			if s := strings.TrimSpace(e); s != "" {
+				out = append(out, s)
+			}
+		}
+	case map[string]any:
+		l.fail("%s: want a list, not a map", l.source(key))
+	default:
+		for _, e := range strings.Split(fmt.Sprint(x), ",") {
+			if s := strings.TrimSpace(e); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func (l *loader) etcd(c *Config) {
+	e := &c.Etcd
+	e.Prefix = l.str(KeyEtcdPrefix)
+	if !strings.HasPrefix(e.Prefix, "/") || strings.HasSuffix(e.Prefix, "/") && e.Prefix != "/" {
+		l.fail("%s: %q: want a key prefix starting with / and not ending with /, such as /ccctl", l.source(KeyEtcdPrefix), e.Prefix)
+	}
+	e.Username = l.str(KeyEtcdUsername)
+	e.Password = l.str(KeyEtcdPassword)
+	if e.Password != "" && e.Username == "" {
+		l.fail("%s: set without ETCD_USERNAME; want both or neither", l.source(KeyEtcdPassword))
+	}
+	e.CACert = l.str(KeyEtcdCACert)
+	e.Cert = l.str(KeyEtcdCert)
+	e.Key = l.str(KeyEtcdKey)
+	if (e.Cert == "") != (e.Key == "") {
+		l.fail("ETCD_CERT and ETCD_KEY: only one is set; want both or neither")
+	}
+	for _, k := range []string{KeyEtcdCACert, KeyEtcdCert, KeyEtcdKey} {
+		if p := l.str(k); p != "" {
+			if _, err := os.Stat(p); err != nil {
+				l.fail("%s: want a readable file: %v", l.source(k), err)
+			}
+		}
+	}
+	e.DialTimeout = l.duration(KeyEtcdDialTimeout, 0)
+	e.ConnectTimeout = l.duration(KeyEtcdConnectTimeout, 0)
+
+	portStr := l.str(KeyEtcdPort)
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		l.fail("%s: %q: want a TCP port number from 1 to 65535", l.source(KeyEtcdPort), portStr)
+	}
+	scheme := "http://"
+	if e.CACert != "" || e.Cert != "" {
+		scheme = "https://"
+	}
+	if eps := l.list(KeyEtcdEndpoints); len(eps) > 0 {
+		for _, ep := range eps {
+			if !strings.Contains(ep, "://") {
+				ep = scheme + ep
+			}
+			if !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "unix://") {
+				l.fail("%s: %q: want URLs such as https://etcd1:2379", l.source(KeyEtcdEndpoints), ep)
+				continue
+			}
+			e.Endpoints = append(e.Endpoints, ep)
+		}
+		return
+	}
+	for _, h := range l.list(KeyEtcdHosts) {
+		if strings.Contains(h, "/") {
+			l.fail("%s: %q: want host names (use ETCD_ENDPOINTS for URLs)", l.source(KeyEtcdHosts), h)
+			continue
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			h = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+		e.Endpoints = append(e.Endpoints, scheme+h)
+	}
+}
+
+// structured reads the YAML-only keys.
+func (l *loader) structured(c *Config) {
+	f := l.schema
+	if f == nil {
+		return
+	}
+	for name, node := range f.Hooks {
+		if name == "timeout" {
+			continue
+		}
+		if !isHookName(name) {
+			l.fail("%s: hooks.%s: unknown hook; want one of %s", l.file, name, strings.Join(HookNames(), ", "))
+			continue
+		}
+		h, ok := l.hook("hooks."+name, node, c.HookTimeout)
+		if ok {
+			if c.Hooks == nil {
+				c.Hooks = map[string]Hook{}
+			}
+			c.Hooks[name] = h
+		}
+	}
+	seen := map[string]bool{}
+	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	for i, j := range f.Jobs {
+		where := fmt.Sprintf("%s: jobs[%d]", l.file, i)
+		job := Job{Name: j.Name, Schedule: j.Schedule, Role: j.Role, Overlap: j.Overlap, Timeout: c.HookTimeout}
+		if j.Name == "" {
+			l.fail("%s.name: want a name", where)
+		} else if seen[j.Name] {
+			l.fail("%s.name: %q: want a name no other job has", where, j.Name)
+		}
+		seen[j.Name] = true
+		if _, err := parser.Parse(j.Schedule); err != nil {
+			l.fail("%s.schedule: %q: want 5 or 6 cron fields, @hourly-style names or @every <duration>: %v", where, j.Schedule, err)
+		}
+		if job.Role == "" {
+			job.Role = "master"
+		}
+		if job.Role != "master" && job.Role != "slave" && job.Role != "any" {
+			l.fail("%s.role: %q: want master, slave or any", where, j.Role)
+		}
+		if job.Overlap == "" {
+			job.Overlap = "skip"
+		}
+		if job.Overlap != "skip" && job.Overlap != "queue" && job.Overlap != "replace" {
+			l.fail("%s.overlap: %q: want skip, queue or replace", where, j.Overlap)
+		}
+		if j.Timeout != "" {
+			job.Timeout = l.yamlDuration(where+".timeout", j.Timeout)
+		}
+		job.Command, _ = l.command(where+".command", j.Command)
+		c.Jobs = append(c.Jobs, job)
+	}
+	for i, dir := range f.FilesystemLocks {
+		if strings.TrimSpace(dir) == "" {
+			l.fail("%s: filesystem_locks[%d]: want a directory, not empty", l.file, i)
+			continue
+		}
+		c.FilesystemLocks = append(c.FilesystemLocks, dir)
+	}
+	for i, t := range f.Templates {
+		where := fmt.Sprintf("%s: templates[%d]", l.file, i)
+		if t.Source == "" || t.Destination == "" {
+			l.fail("%s: want both source and destination", where)
+		}
+		tp := Template{Source: t.Source, Destination: t.Destination}
+		if t.Reload.Kind != 0 {
+			tp.Reload, _ = l.command(where+".reload", t.Reload)
+		}
+		c.Templates = append(c.Templates, tp)
+	}
+}
+
+func isHookName(name string) bool {
+	for _, n := range HookNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) yamlDuration(where, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(s, 64)
+		if nerr != nil {
+			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", where, s)
+			return 0
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d <= 0 {
+		l.fail("%s: %q: want a positive duration", where, s)
+	}
+	return d
+}
+
+// command reads a string (run with /bin/sh -c) or a list (executed
+// directly).
+func (l *loader) command(where string, n yaml.Node) ([]string, bool) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if strings.TrimSpace(n.Value) == "" {
+			break
+		}
+		return []string{"/bin/sh", "-c", n.Value}, true
+	case yaml.SequenceNode:
+		var argv []string
+		if err := n.Decode(&argv); err != nil || len(argv) == 0 || argv[0] == "" {
+			break
+		}
+		return argv, true
+	}
+	l.fail("%s: line %d: want a command: a string (run with /bin/sh -c) or a non-empty list of strings", where, n.Line)
+	return nil, false
+}
+
+// hook reads a command, or a map {command, timeout}.
+func (l *loader) hook(key string, n yaml.Node, timeout time.Duration) (Hook, bool) {
+	where := l.file + ": " + key
+	if n.Kind != yaml.MappingNode {
+		argv, ok := l.command(where, n)
+		return Hook{Command: argv, Timeout: timeout}, ok
+	}
+	h := Hook{Timeout: timeout}
+	ok := true
+	var cmdNode *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "command":
+			cmdNode = v
+		case "timeout":
+			h.Timeout = l.yamlDuration(where+".timeout", v.Value)
+		default:
+			l.fail("%s: line %d: unknown key %q; want command and timeout", where, k.Line, k.Value)
+			ok = false
+		}
+	}
+	if cmdNode == nil {
+		l.fail("%s: line %d: want a command", where, n.Line)
+		return h, false
+	}
+	argv, cok := l.command(where+".command", *cmdNode)
+	h.Command = argv
+	return h, ok && cok
+}
