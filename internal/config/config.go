@@ -771,7 +771,9 @@ func (l *loader) hook(key string, n yaml.Node, timeout time.Duration) (Hook, boo
 		}
 	}
 	if cmdNode == nil {
-		l.fail("%s: line %d: want a command", where, n.Line)
+		if ok {
+			l.fail("%s: line %d: want a command", where, n.Line)
+		}
 		return h, false
 	}
 	argv, cok := l.command(where+".command", *cmdNode)
