@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"regexp"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/logfilter"
 	"github.com/ccctl/ccctl/internal/proc"
 )
 
@@ -72,11 +70,16 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 	defer signal.Stop(sigs)
 
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	var filters []*lineFilter
+	var filters []*logfilter.Filter
 	if cfg.SuppressLogRegexp != nil {
-		fo, fe := newLineFilter(stdout, cfg.SuppressLogRegexp), newLineFilter(stderr, cfg.SuppressLogRegexp)
-		stdout, stderr = fo, fe
-		filters = append(filters, fo, fe)
+		for _, w := range []*io.Writer{&stdout, &stderr} {
+			f, err := logfilter.New(*w, cfg.SuppressLogRegexp, logfilter.Options{})
+			if err != nil {
+				return exitFailure, fmt.Errorf("run: %w", err)
+			}
+			*w = f
+			filters = append(filters, f)
+		}
 	}
 	c := exec.Command(argv[0], argv[1:]...)
 	c.Stdin = cmd.InOrStdin()
@@ -103,52 +106,7 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 		}
 	}
 	for _, f := range filters {
-		f.Flush()
+		f.Close()
 	}
 	return st.ExitCode(), nil
 }
-
-// lineFilter drops the lines matching re and writes the others to w.
-type lineFilter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	re  *regexp.Regexp
-	buf bytes.Buffer
-}
-
-func newLineFilter(w io.Writer, re *regexp.Regexp) *lineFilter {
-	return &lineFilter{w: w, re: re}
-}
-
-// Write buffers p and writes every complete line that does not match.
-func (f *lineFilter) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.buf.Write(p)
-	for {
-		i := bytes.IndexByte(f.buf.Bytes(), '\n')
-		if i < 0 {
-			break
-		}
-		line := f.buf.Next(i + 1)
-		if f.re.Match(bytes.TrimRight(line, "\r\n")) {
-			continue
-		}
-		if _, err := f.w.Write(line); err != nil {
-			return len(p), err
-		}
-	}
-	return len(p), nil
-}
-
-// Flush writes a last unterminated line unless it matches.
-func (f *lineFilter) Flush() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.buf.Len() > 0 && !f.re.Match(f.buf.Bytes()) {
-		f.w.Write(f.buf.Bytes())
-	}
-	f.buf.Reset()
-}
-
-var _ io.Writer = (*lineFilter)(nil)
