@@ -1,0 +1,143 @@
+// Package httpapi is the HTTP server of a ccctl member: /health, /master and
+// /slave for health checks and load balancers (200 or 503, like Patroni's),
+// /status (the member's status as JSON) and /metrics (Prometheus).
+//
+// The server only reads: it has no endpoint that changes the cluster. It is
+// started as one actor of the controller (Execute and Interrupt) and binds
+// its address in New, so that an address in use is reported before anything
+// starts. What it does not do: authentication or TLS; bind it to an address
+// only trusted clients reach.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Status is what the server needs to know about the member.
+type Status struct {
+	// Role and State are the member's.
+	Role  coordinator.Role
+	State coordinator.State
+	// Body is served as JSON by /status.
+	Body any
+}
+
+// Healthy reports whether a member in this status is healthy: its service
+// is running (state running or active).
+func (s Status) Healthy() bool {
+	return s.State == coordinator.StateRunning || s.State == coordinator.StateActive
+}
+
+// Config configures a Server.
+type Config struct {
+	// Address is the listen address, such as ":8008" or "127.0.0.1:0".
+	Address string
+	// Status returns the member's current status; it is called on every
+	// request and must be safe for concurrent use. Required.
+	Status func() Status
+	// Gatherer is served by /metrics (prometheus.DefaultGatherer when nil).
+	Gatherer prometheus.Gatherer
+	// Logger logs the server's start and failures (slog.Default() when nil).
+	Logger *slog.Logger
+}
+
+// Server is the member's HTTP server.
+type Server struct {
+	ln     net.Listener
+	srv    *http.Server
+	logger *slog.Logger
+}
+
+// New validates cfg and binds the address; Execute then serves.
+func New(cfg Config) (*Server, error) {
+	if cfg.Status == nil {
+		return nil, errors.New("new http server: status function is required")
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.DefaultGatherer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("new http server: %w", err)
+	}
+	s := &Server{ln: ln, logger: cfg.Logger}
+	s.srv = &http.Server{
+		Handler:           Handler(cfg.Status, cfg.Gatherer),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Execute serves until Interrupt is called; it then returns nil. Any other
+// end is returned as an error.
+func (s *Server) Execute() error {
+	s.logger.Info("http server listening", "address", s.ln.Addr().String())
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve http: %w", err)
+}
+
+// Interrupt stops the server: it stops accepting, lets requests in flight
+// finish for up to a second, then closes what is left. It is safe to call
+// more than once, and before or after Execute returned.
+func (s *Server) Interrupt(error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+	s.ln.Close()
+}
+
+// Handler returns the server's routes, for embedding in another server.
+func Handler(status func() Status, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	check := func(ok func(Status) bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			st := status()
+			code := http.StatusOK
+			if !ok(st) {
+				code = http.StatusServiceUnavailable
+			}
+			writeJSON(w, r, code, map[string]any{"role": st.Role, "state": st.State})
+		}
+	}
+	mux.HandleFunc("GET /health", check(Status.Healthy))
+	mux.HandleFunc("GET /master", check(func(s Status) bool { return s.Healthy() && s.Role == coordinator.RoleMaster }))
+	mux.HandleFunc("GET /slave", check(func(s Status) bool { return s.Healthy() && s.Role == coordinator.RoleSlave }))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, r, http.StatusOK, status().Body)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if r.Method == http.MethodHead {
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}
