@@ -1,0 +1,223 @@
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/ccctl/ccctl/clock"
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Defaults and limits of Config.
+const (
+	DefaultPrefix      = "/ccctl"
+	DefaultTTL         = 10 * time.Second
+	MinTTL             = 2 * time.Second
+	DefaultDialTimeout = 5 * time.Second
+	// minMargin is the smallest default margin.
+	minMargin = 200 * time.Millisecond
+)
+
+// Config configures a Coordinator. The connection fields (Endpoints to
+// Password) are what NewClient uses; NewWithClient ignores them.
+type Config struct {
+	// Endpoints are etcd's client URLs (http://host:2379, https://...); a
+	// bare host:port means http.
+	Endpoints []string
+	// DialTimeout bounds the connection and the first request (default 5s).
+	DialTimeout time.Duration
+	// CACert, Cert and Key are PEM file paths, with etcdctl's meanings
+	// (--cacert, --cert, --key). Any of them turns TLS on.
+	CACert, Cert, Key string
+	// Username and Password authenticate to etcd (etcdctl's --user).
+	Username, Password string
+
+	// Prefix is the root of ccctl's keys (default /ccctl).
+	Prefix string
+	// Cluster names this member's cluster.
+	Cluster coordinator.Cluster
+	// ID is this member's id.
+	ID string
+	// TTL is the session lease's time to live: whole seconds, at least 2s
+	// (default 10s).
+	TTL time.Duration
+	// RenewInterval is the time between keep-alive requests (default TTL/4).
+	RenewInterval time.Duration
+	// Margin is how long before the lease could expire on the server the
+	// session is given up for lack of renewal (default TTL/10, at least
+	// 200ms).
+	Margin time.Duration
+	// Logger receives one line per event, with the member id (default
+	// slog.Default()).
+	Logger *slog.Logger
+	// Clock is the clock of the lease logic (default clock.Real()). It must
+	// carry a monotonic reading in production.
+	Clock clock.Clock
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("etcd config: %s: %w", fmt.Sprintf(format, args...), coordinator.ErrInvalidConfig)
+}
+
+// withDefaults returns cfg with defaults applied and checks everything but
+// the connection fields.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasPrefix(cfg.Prefix, "/") {
+		return cfg, invalid("prefix %q: want it to start with '/'", cfg.Prefix)
+	}
+	cfg.Prefix = strings.TrimRight(cfg.Prefix, "/")
+	if err := cfg.Cluster.Validate(); err != nil {
+		return cfg, invalid("%v", err)
+	}
+	if err := coordinator.ValidateName("member id", cfg.ID); err != nil {
+		return cfg, invalid("%v", err)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.TTL < MinTTL {
+		return cfg, invalid("ttl %v: want at least %v", cfg.TTL, MinTTL)
+	}
+	if cfg.TTL%time.Second != 0 {
+		return cfg, invalid("ttl %v: want whole seconds (etcd leases count seconds)", cfg.TTL)
+	}
+	if cfg.RenewInterval == 0 {
+		cfg.RenewInterval = cfg.TTL / 4
+	}
+	if cfg.RenewInterval < 0 {
+		return cfg, invalid("renew interval %v: want > 0", cfg.RenewInterval)
+	}
+	if cfg.Margin == 0 {
+		cfg.Margin = max(cfg.TTL/10, minMargin)
+	}
+	if cfg.Margin < 0 {
+		return cfg, invalid("margin %v: want > 0", cfg.Margin)
+	}
+	if 2*cfg.RenewInterval+cfg.Margin >= cfg.TTL {
+		return cfg, invalid("ttl %v, renew interval %v, margin %v: want ttl > 2 * renew interval + margin, so that one lost renewal does not end the session",
+			cfg.TTL, cfg.RenewInterval, cfg.Margin)
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.DialTimeout < 0 {
+		return cfg, invalid("dial timeout %v: want > 0", cfg.DialTimeout)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	return cfg, nil
+}
+
+// clientConfig checks the connection fields and returns the client's
+// configuration.
+func (cfg Config) clientConfig() (clientv3.Config, error) {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.DialTimeout < 0 {
+		return clientv3.Config{}, invalid("dial timeout %v: want > 0", cfg.DialTimeout)
+	}
+	if len(cfg.Endpoints) == 0 {
+		return clientv3.Config{}, invalid("no endpoints")
+	}
+	secure := cfg.CACert != "" || cfg.Cert != "" || cfg.Key != ""
+	eps := make([]string, len(cfg.Endpoints))
+	for i, ep := range cfg.Endpoints {
+		ep = strings.TrimSpace(ep)
+		if !strings.Contains(ep, "://") {
+			ep = "http://" + ep
+		}
+		u, err := url.Parse(ep)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return clientv3.Config{}, invalid("endpoint %q: want http://host:port, https://host:port or host:port", cfg.Endpoints[i])
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return clientv3.Config{}, invalid("endpoint %q: want a port", cfg.Endpoints[i])
+		}
+		if u.Scheme == "https" {
+			secure = true
+		}
+		eps[i] = ep
+	}
+	if (cfg.Cert == "") != (cfg.Key == "") {
+		return clientv3.Config{}, invalid("cert and key: want both or neither")
+	}
+	if cfg.Password != "" && cfg.Username == "" {
+		return clientv3.Config{}, invalid("password without username")
+	}
+	cc := clientv3.Config{
+		Endpoints:            eps,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		Logger:               zap.NewNop(),
+	}
+	if secure {
+		var tc *tls.Config
+		if cfg.Cert != "" || cfg.CACert != "" {
+			info := transport.TLSInfo{CertFile: cfg.Cert, KeyFile: cfg.Key, TrustedCAFile: cfg.CACert}
+			var err error
+			if tc, err = info.ClientConfig(); err != nil {
+				return clientv3.Config{}, invalid("tls: %v", err)
+			}
+		} else {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		cc.TLS = tc
+	}
+	return cc, nil
+}
+
+// NewClient returns a client of the etcd that cfg's connection fields
+// describe, once it has answered a read within DialTimeout. Errors wrap
+// coordinator.ErrInvalidConfig for a bad configuration and
+// coordinator.ErrUnavailable, naming the endpoints, when etcd did not answer
+// in time. The caller closes the client.
+func NewClient(ctx context.Context, cfg Config) (*clientv3.Client, error) {
+	cc, err := cfg.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(cc)
+	if err != nil {
+		return nil, unavailable(cc.Endpoints, err)
+	}
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	rctx, cancel := context.WithTimeout(ctx, cc.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(rctx, prefix, clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		return nil, unavailable(cc.Endpoints, err)
+	}
+	return cli, nil
+}
+
+func unavailable(endpoints []string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("no answer in time")
+	}
+	return fmt.Errorf("connect to etcd at %s: %v: %w", strings.Join(endpoints, ","), err, coordinator.ErrUnavailable)
+}

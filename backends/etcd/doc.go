@@ -1,0 +1,51 @@
+// Package etcd implements the coordinator contract on etcd v3 (tested
+// against etcd 3.4 and 3.7).
+//
+// # Keys
+//
+// Under <prefix>/<environment>/<service>/ (prefix defaults to /ccctl):
+//
+//	members/<id>          the member's JSON record, bound to its lease
+//	election/leader       the leader's id, bound to the leader's lease; the
+//	                      revision that created it is the fencing token
+//	control/pause         present while the cluster is paused (no lease)
+//	control/switchover    the requested next leader's id, bound to that
+//	                      member's lease
+//	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to a
+//	                      lease of the retention time
+//
+// The election is one key, so `etcdctl elect -l <prefix>/<env>/<service>/election`
+// prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`
+// the records.
+//
+// # Election
+//
+// A campaign reads the election and control keys, and when the leadership is
+// vacant, the cluster not paused and no switchover names another member, it
+// creates the leader key in a transaction that repeats those conditions
+// (leader key absent, pause absent, switchover unchanged). Otherwise it
+// watches the election and control keys (and nothing else) from the
+// revision it read, and tries again on the next change. The cost of a
+// campaign does not depend on the number of candidates, unlike etcd's
+// concurrency.Election, whose every Campaign reads the whole candidate
+// prefix: ten thousand members of one cluster hold.
+//
+// # Self-fencing
+//
+// The session renews its lease with its own loop: every RenewInterval it
+// sends one keep-alive request (several may be in flight on a slow network)
+// and records its send time on the local monotonic clock. An acknowledgement
+// with a positive TTL proves that the lease lives at least until send time +
+// TTL on the server, whose timer started after the send. The session is
+// given up (Leadership.Done closed, then Session.Done, with
+// coordinator.ErrLeaseDeadline) by a local timer at that time minus Margin,
+// whatever the network does: errors, an open but silent connection, or a
+// server that answers late. The timing relations (TTL >= 2 s, TTL > 2 *
+// RenewInterval + Margin) are checked by New.
+//
+// What is not guaranteed: a frozen process acts on Done only when it runs
+// again (fencing tokens cover that); the guarantee assumes the local
+// monotonic clock and the server's run at about the same rate, the
+// difference being absorbed by Margin. A lost session is not renewed: the
+// caller opens a new Coordinator to rejoin.
+package etcd

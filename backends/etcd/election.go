@@ -1,0 +1,363 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// retryDelay is the pause between attempts after a failed request.
+const retryDelay = 100 * time.Millisecond
+
+// Campaign blocks until this member leads, ctx is done (it returns
+// ctx.Err(), and removes the leader key if a request in flight created it),
+// or the session ends (coordinator.ErrSessionClosed). See the package
+// comment for the algorithm.
+func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, error) {
+	if err := c.check("campaign"); err != nil {
+		return nil, err
+	}
+	c.campaign.Lock()
+	defer c.campaign.Unlock()
+	c.mu.Lock()
+	if l := c.leader; l != nil {
+		c.mu.Unlock()
+		return l, nil
+	}
+	c.mu.Unlock()
+
+	var w *waiter
+	defer func() {
+		if w != nil {
+			w.stop()
+		}
+	}()
+	for {
+		if err := c.campaignDone(ctx); err != nil {
+			return nil, err
+		}
+		st, err := c.readElection(ctx)
+		if err != nil {
+			if err := c.campaignDone(ctx); err != nil {
+				return nil, err
+			}
+			c.log.Warn("campaign: read election", "err", err)
+			if err := c.backoff(ctx, retryDelay); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease {
+			// An earlier attempt's request won but its answer was lost.
+			return c.won(st.leader.CreateRevision)
+		}
+		if st.leader == nil && st.pause == nil && (st.switchover == nil || string(st.switchover.Value) == c.cfg.ID) {
+			token, ok, err := c.tryLead(ctx, st)
+			if err != nil {
+				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+					return nil, c.sessionErr("campaign", err)
+				}
+				if ctx.Err() != nil {
+					c.releaseUncertain()
+					return nil, ctx.Err()
+				}
+				if err := c.campaignDone(ctx); err != nil {
+					c.releaseUncertain()
+					return nil, err
+				}
+				c.log.Warn("campaign: transaction", "err", err)
+				if err := c.backoff(ctx, retryDelay); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if ok {
+				return c.won(token)
+			}
+			continue
+		}
+		if w == nil {
+			w = c.newWaiter(st.rev)
+		}
+		if err := w.wait(ctx, st.rev); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// campaignDone returns the error a campaign ends with when ctx is done or
+// the session has ended, nil otherwise.
+func (c *Coordinator) campaignDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.check("campaign")
+}
+
+// backoff waits d before a retry, or less when ctx is done or the session
+// ends.
+func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
+	t := c.clk.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return c.check("campaign")
+	}
+}
+
+// electionState is what a campaign reads: the election and control keys at
+// one revision.
+type electionState struct {
+	rev        int64
+	leader     *mvccpb.KeyValue
+	pause      *mvccpb.KeyValue
+	switchover *mvccpb.KeyValue
+}
+
+func (c *Coordinator) readElection(ctx context.Context) (electionState, error) {
+	resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))
+	if err != nil {
+		return electionState{}, err
+	}
+	st := electionState{rev: resp.Header.Revision}
+	for _, kv := range resp.Kvs {
+		switch string(kv.Key) {
+		case c.keys.leader:
+			st.leader = kv
+		case c.keys.pause:
+			st.pause = kv
+		case c.keys.switchover:
+			st.switchover = kv
+		}
+	}
+	return st, nil
+}
+
+// tryLead creates the leader key if the state read still holds. It returns
+// the fencing token when it did.
+func (c *Coordinator) tryLead(ctx context.Context, st electionState) (int64, bool, error) {
+	var swRev int64
+	if st.switchover != nil {
+		swRev = st.switchover.ModRevision
+	}
+	ops := []clientv3.Op{clientv3.OpPut(c.keys.leader, c.cfg.ID, clientv3.WithLease(c.lease))}
+	if st.switchover != nil {
+		// The request is fulfilled by this term.
+		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
+	}
+	resp, err := c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(c.keys.leader), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
+	).Then(ops...).Commit()
+	if err != nil {
+		return 0, false, err
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// releaseUncertain deletes the leader key if a campaign request whose answer
+// was not seen created it, so that a cancelled campaign leaves no trace.
+func (c *Coordinator) releaseUncertain() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	_, err := c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.LeaseValue(c.keys.leader), "=", c.lease),
+	).Then(clientv3.OpDelete(c.keys.leader)).Commit()
+	if err != nil {
+		c.log.Warn("campaign: release after cancellation", "err", err)
+	}
+}
+
+// won records a new term with the given token and starts its monitor.
+func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
+	mctx, cancel := context.WithCancel(c.bg)
+	l := &leadership{c: c, token: token, done: make(chan struct{}), cancel: cancel}
+	c.mu.Lock()
+	if c.err != nil || c.closing {
+		c.mu.Unlock()
+		cancel()
+		c.releaseUncertain()
+		return nil, fmt.Errorf("campaign %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
+	}
+	c.leader = l
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go l.monitor(mctx)
+	c.log.Info("leadership won", "token", token)
+	return l, nil
+}
+
+// waiter watches the election and control keys for a campaign.
+type waiter struct {
+	c      *Coordinator
+	cancel context.CancelFunc
+	ch     clientv3.WatchChan
+}
+
+func (c *Coordinator) newWaiter(rev int64) *waiter {
+	ctx, cancel := context.WithCancel(c.bg)
+	w := &waiter{c: c, cancel: cancel}
+	w.ch = c.cli.Watch(clientv3.WithRequireLeader(ctx), c.keys.waitFrom,
+		clientv3.WithRange(c.keys.waitEnd), clientv3.WithRev(rev+1))
+	return w
+}
+
+func (w *waiter) stop() { w.cancel() }
+
+// wait returns once something changed after revision rev (or the watch must
+// be restarted: the caller reads again either way), or with an error when
+// ctx is done or the session ends.
+func (w *waiter) wait(ctx context.Context, rev int64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.c.done:
+			return w.c.check("campaign")
+		case resp, ok := <-w.ch:
+			if !ok || resp.Canceled || resp.Err() != nil {
+				// Compacted, no leader, or closed: read again from a new
+				// watch.
+				w.cancel()
+				if !ok || resp.Err() != nil {
+					if err := w.c.backoff(ctx, retryDelay); err != nil {
+						return err
+					}
+				}
+				nw := w.c.newWaiter(rev)
+				w.cancel, w.ch = nw.cancel, nw.ch
+				return nil
+			}
+			for _, ev := range resp.Events {
+				if ev.Kv.ModRevision > rev {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// leadership is one term.
+type leadership struct {
+	c      *Coordinator
+	token  int64
+	done   chan struct{}
+	cancel context.CancelFunc // stops the monitor
+
+	once sync.Once
+	mu   sync.Mutex
+	err  error
+}
+
+// Token returns the term's fencing token: the etcd revision that created the
+// leader key.
+func (l *leadership) Token() int64 { return l.token }
+
+// Done is closed when the term has ended.
+func (l *leadership) Done() <-chan struct{} { return l.done }
+
+// Err returns nil while the term lasts, then why it ended.
+func (l *leadership) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// end ends the term for err (once) and reports whether this call ended it.
+func (l *leadership) end(err error) bool {
+	ended := false
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+		close(l.done)
+		l.cancel()
+		ended = true
+	})
+	return ended
+}
+
+// detach ends the term for err and forgets it as the session's current one.
+func (l *leadership) detach(err error) bool {
+	c := l.c
+	c.mu.Lock()
+	if c.leader == l {
+		c.leader = nil
+	}
+	c.mu.Unlock()
+	return l.end(err)
+}
+
+// Resign ends the term (Done is closed first) and deletes the leader key if
+// it is still this term's. It is idempotent and never touches a later term.
+func (l *leadership) Resign(ctx context.Context) error {
+	if l.detach(coordinator.ErrResigned) {
+		l.c.log.Info("leadership resigned", "token", l.token)
+	}
+	if l.c.check("resign") != nil {
+		return nil // the lease is revoked or dead, and the key with it
+	}
+	_, err := l.c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(l.c.keys.leader), "=", l.token),
+	).Then(clientv3.OpDelete(l.c.keys.leader)).Commit()
+	if err != nil {
+		return fmt.Errorf("resign %s (token %d): %w", l.c.cfg.ID, l.token, err)
+	}
+	return nil
+}
+
+// monitor ends the term when its leader key is deleted or replaced by
+// anything but this term (an operator, a bug elsewhere).
+func (l *leadership) monitor(ctx context.Context) {
+	c := l.c
+	defer c.wg.Done()
+	rev := l.token
+	for ctx.Err() == nil {
+		wch := c.cli.Watch(ctx, c.keys.leader, clientv3.WithRev(rev+1))
+		for resp := range wch {
+			if resp.CompactRevision != 0 || resp.Err() != nil {
+				break
+			}
+			for _, ev := range resp.Events {
+				if ev.Type == mvccpb.DELETE || ev.Kv.CreateRevision != l.token {
+					if l.detach(coordinator.ErrLeadershipLost) {
+						c.log.Error("leadership lost", "token", l.token, "reason", "leader key deleted or replaced")
+					}
+					return
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// The watch ended (compaction, error): check the key as it is now.
+		resp, err := c.cli.Get(ctx, c.keys.leader)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			_ = c.backoff(ctx, retryDelay) // the loop checks ctx
+			continue
+		}
+		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != l.token {
+			if l.detach(coordinator.ErrLeadershipLost) {
+				c.log.Error("leadership lost", "token", l.token, "reason", "leader key deleted or replaced")
+			}
+			return
+		}
+		rev = resp.Header.Revision
+	}
+}

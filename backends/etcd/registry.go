@@ -1,0 +1,212 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Register creates or replaces this member's record (JSON at
+// members/<id>), bound to the session's lease.
+func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error {
+	if err := c.check("register"); err != nil {
+		return err
+	}
+	if m.ID == "" {
+		m.ID = c.cfg.ID
+	}
+	if m.ID != c.cfg.ID {
+		return fmt.Errorf("register %s: record of member %q: want this handle's own id", c.cfg.ID, m.ID)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("register %s: %w", c.cfg.ID, err)
+	}
+	if _, err := c.cli.Put(ctx, c.keys.members+m.ID, string(b), clientv3.WithLease(c.lease)); err != nil {
+		return c.sessionErr("register", err)
+	}
+	return nil
+}
+
+// Members returns every registered member's record, sorted by id. Records
+// that do not parse are skipped and logged.
+func (c *Coordinator) Members(ctx context.Context) ([]coordinator.Member, error) {
+	if err := c.check("members"); err != nil {
+		return nil, err
+	}
+	resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix())
+	if err != nil {
+		return nil, c.sessionErr("members", err)
+	}
+	ms := make([]coordinator.Member, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		m, err := decodeMember(kv.Value)
+		if err != nil {
+			c.log.Warn("members: unreadable record", "key", string(kv.Key), "err", err)
+			continue
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+	return ms, nil
+}
+
+func decodeMember(b []byte) (coordinator.Member, error) {
+	var m coordinator.Member
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode member record: %w", err)
+	}
+	return m, nil
+}
+
+// Leader returns the current leader, or an error wrapping
+// coordinator.ErrNoLeader.
+func (c *Coordinator) Leader(ctx context.Context) (coordinator.Leader, error) {
+	if err := c.check("leader"); err != nil {
+		return coordinator.Leader{}, err
+	}
+	resp, err := c.cli.Get(ctx, c.keys.leader)
+	if err != nil {
+		return coordinator.Leader{}, c.sessionErr("leader", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return coordinator.Leader{}, fmt.Errorf("leader of %s: %w", c.cfg.Cluster, coordinator.ErrNoLeader)
+	}
+	kv := resp.Kvs[0]
+	return coordinator.Leader{ID: string(kv.Value), Token: kv.CreateRevision}, nil
+}
+
+// Pause suspends automatic takeover: it creates control/pause (not bound to
+// any lease, so it outlives this member).
+func (c *Coordinator) Pause(ctx context.Context) error {
+	if err := c.check("pause"); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(struct {
+		By string    `json:"by"`
+		At time.Time `json:"at"`
+	}{c.cfg.ID, time.Now().UTC()})
+	_, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0)).
+		Then(clientv3.OpPut(c.keys.pause, string(b))).Commit()
+	if err != nil {
+		return c.sessionErr("pause", err)
+	}
+	c.log.Info("cluster paused")
+	return nil
+}
+
+// Resume allows automatic takeover again: it deletes control/pause.
+func (c *Coordinator) Resume(ctx context.Context) error {
+	if err := c.check("resume"); err != nil {
+		return err
+	}
+	if _, err := c.cli.Delete(ctx, c.keys.pause); err != nil {
+		return c.sessionErr("resume", err)
+	}
+	c.log.Info("cluster resumed")
+	return nil
+}
+
+// Paused reports whether control/pause exists.
+func (c *Coordinator) Paused(ctx context.Context) (bool, error) {
+	if err := c.check("paused"); err != nil {
+		return false, err
+	}
+	resp, err := c.cli.Get(ctx, c.keys.pause, clientv3.WithCountOnly())
+	if err != nil {
+		return false, c.sessionErr("paused", err)
+	}
+	return resp.Count > 0, nil
+}
+
+// Switchover asks the leader to hand over to member to (chosen with
+// coordinator.PickSwitchoverTarget when empty): it writes control/switchover
+// bound to the target's lease, so the request vanishes with the target. A
+// request naming the sitting leader is fulfilled already and writes
+// nothing.
+func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error) {
+	if err := c.check("switchover"); err != nil {
+		return "", err
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		target := to
+		leader, err := c.Leader(ctx)
+		if err != nil && !errors.Is(err, coordinator.ErrNoLeader) {
+			return "", err
+		}
+		if target == "" {
+			ms, err := c.Members(ctx)
+			if err != nil {
+				return "", err
+			}
+			if target = coordinator.PickSwitchoverTarget(ms, leader.ID); target == "" {
+				return "", fmt.Errorf("switchover: no member to hand over to: %w", coordinator.ErrUnknownMember)
+			}
+		}
+		if target == leader.ID {
+			return target, nil
+		}
+		resp, err := c.cli.Get(ctx, c.keys.members+target)
+		if err != nil {
+			return "", c.sessionErr("switchover", err)
+		}
+		if len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+			return "", fmt.Errorf("switchover to %q: %w", target, coordinator.ErrUnknownMember)
+		}
+		kv := resp.Kvs[0]
+		tresp, err := c.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
+		).Then(clientv3.OpPut(c.keys.switchover, target, clientv3.WithLease(clientv3.LeaseID(kv.Lease)))).Commit()
+		if err != nil {
+			if c.check("switchover") == nil && isLeaseNotFound(err) {
+				continue // the target left meanwhile; look again
+			}
+			return "", c.sessionErr("switchover", err)
+		}
+		if tresp.Succeeded {
+			c.log.Info("switchover requested", "to", target)
+			return target, nil
+		}
+	}
+	return "", fmt.Errorf("switchover: members kept changing: %w", coordinator.ErrUnknownMember)
+}
+
+// ClaimSlot records (job, slot) as taken by this member at
+// slots/<job>/<slot in RFC 3339, UTC> if nobody has, bound to a lease of
+// the retention time, and reports whether this call took it.
+func (c *Coordinator) ClaimSlot(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
+	if err := c.check("claim slot"); err != nil {
+		return false, err
+	}
+	if err := coordinator.ValidateName("job", job); err != nil {
+		return false, fmt.Errorf("claim slot: %w", err)
+	}
+	if retention <= 0 {
+		return false, fmt.Errorf("claim slot %s: retention %v: want > 0", job, retention)
+	}
+	key := c.keys.slots + job + "/" + slot.UTC().Format(time.RFC3339Nano)
+	ttl := int64(math.Ceil(retention.Seconds()))
+	lease, err := c.cli.Grant(ctx, ttl)
+	if err != nil {
+		return false, fmt.Errorf("claim slot %s: grant lease: %w", job, err)
+	}
+	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, c.cfg.ID, clientv3.WithLease(lease.ID))).Commit()
+	if err != nil || !resp.Succeeded {
+		rctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+		_, _ = c.cli.Revoke(rctx, lease.ID)
+		cancel()
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim slot %s: %w", job, err)
+	}
+	return resp.Succeeded, nil
+}

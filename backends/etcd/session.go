@@ -1,0 +1,351 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/clock"
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Compile-time checks of the interfaces Coordinator implements.
+var (
+	_ coordinator.Coordinator   = (*Coordinator)(nil)
+	_ coordinator.LeaseReporter = (*Coordinator)(nil)
+	_ coordinator.SlotClaimer   = (*Coordinator)(nil)
+)
+
+// Coordinator is one member's handle on one cluster, backed by etcd. It
+// owns a session lease that it keeps alive itself (see the package comment).
+// Create it with New or NewWithClient; call Close when done, also after the
+// session was lost, to release its resources.
+type Coordinator struct {
+	cfg        Config
+	cli        *clientv3.Client
+	ownsClient bool
+	lease      clientv3.LeaseID
+	log        *slog.Logger
+	clk        clock.Clock
+	keys       keys
+
+	// bg is cancelled when the session ends; the session's own requests
+	// (keep-alives, leadership monitors, watches) run under it.
+	bg     context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	campaign  sync.Mutex // one Campaign at a time
+
+	mu       sync.Mutex
+	err      error       // why the session ended; nil while it lives
+	closing  bool        // Close has begun
+	deadline time.Time   // when the session is given up without renewal
+	timer    clock.Timer // fires at deadline
+	leader   *leadership // the current term, if any
+}
+
+// New connects to etcd with cfg's connection fields, opens a session and
+// returns the member's handle. The handle owns the client and closes it in
+// Close. Errors wrap coordinator.ErrInvalidConfig or
+// coordinator.ErrUnavailable.
+func New(ctx context.Context, cfg Config) (*Coordinator, error) {
+	if _, err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	cli, err := NewClient(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCoordinator(ctx, cli, cfg, true)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewWithClient opens a session on a client the caller owns (and closes
+// after every handle using it is closed), so that many members can share one
+// connection. The connection fields of cfg are ignored.
+func NewWithClient(ctx context.Context, cli *clientv3.Client, cfg Config) (*Coordinator, error) {
+	if cli == nil {
+		return nil, invalid("nil client")
+	}
+	return newCoordinator(ctx, cli, cfg, false)
+}
+
+func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns bool) (*Coordinator, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		cfg:        cfg,
+		cli:        cli,
+		ownsClient: owns,
+		log:        cfg.Logger.With("member", cfg.ID, "cluster", cfg.Cluster.String()),
+		clk:        cfg.Clock,
+		keys:       newKeys(cfg.Prefix, cfg.Cluster),
+		done:       make(chan struct{}),
+	}
+	gctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	sent := c.clk.Now()
+	resp, err := cli.Grant(gctx, int64(cfg.TTL/time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("open session of %s: %w", cfg.ID, unavailable(cli.Endpoints(), err))
+	}
+	c.lease = resp.ID
+	c.bg, c.cancel = context.WithCancel(context.Background())
+	c.deadline = c.expiry(sent, resp.TTL)
+	c.timer = c.clk.AfterFunc(c.deadline.Sub(c.clk.Now()), c.onDeadline)
+	c.wg.Add(1)
+	go c.keepAlive()
+	c.log.Debug("session opened", "lease", fmt.Sprintf("%x", int64(c.lease)), "ttl", cfg.TTL)
+	return c, nil
+}
+
+// expiry returns when the session must be given up, given a renewal sent
+// at sent and acknowledged with ttl seconds.
+func (c *Coordinator) expiry(sent time.Time, ttl int64) time.Time {
+	d := min(time.Duration(ttl)*time.Second, c.cfg.TTL)
+	return sent.Add(d - c.cfg.Margin)
+}
+
+// ID returns this member's id.
+func (c *Coordinator) ID() string { return c.cfg.ID }
+
+// Cluster returns the cluster of this handle.
+func (c *Coordinator) Cluster() coordinator.Cluster { return c.cfg.Cluster }
+
+// LeaseID returns the id of the session's etcd lease.
+func (c *Coordinator) LeaseID() clientv3.LeaseID { return c.lease }
+
+// Done is closed when the session has ended (closed or lost).
+func (c *Coordinator) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the session lives, then why it ended:
+// coordinator.ErrSessionClosed after Close, coordinator.ErrLeaseDeadline
+// when no renewal was acknowledged in time, coordinator.ErrSessionExpired
+// when etcd reported the lease gone.
+func (c *Coordinator) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// LeaseRemaining returns the time left before the session is given up for
+// lack of renewal (zero once it has ended).
+func (c *Coordinator) LeaseRemaining() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closing {
+		return 0
+	}
+	return max(c.deadline.Sub(c.clk.Now()), 0)
+}
+
+// check returns an error wrapping coordinator.ErrSessionClosed once the
+// session has ended or is closing.
+func (c *Coordinator) check(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closing {
+		return fmt.Errorf("%s %s: %w", op, c.cfg.ID, coordinator.ErrSessionClosed)
+	}
+	return nil
+}
+
+// keepAlive sends a keep-alive request every RenewInterval, with at most
+// enough in flight to cover one TTL.
+func (c *Coordinator) keepAlive() {
+	defer c.wg.Done()
+	maxInFlight := int(c.cfg.TTL/c.cfg.RenewInterval) + 1
+	slots := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := c.clk.NewTimer(c.cfg.RenewInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.bg.Done():
+			return
+		case <-t.C():
+		}
+		t.Reset(c.cfg.RenewInterval)
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.log.Debug("keep-alive skipped: too many in flight")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			c.renew()
+		}()
+	}
+}
+
+// renew sends one keep-alive request and extends the deadline by its
+// acknowledgement.
+func (c *Coordinator) renew() {
+	ctx, cancel := context.WithTimeout(c.bg, c.cfg.TTL)
+	defer cancel()
+	sent := c.clk.Now()
+	resp, err := c.cli.KeepAliveOnce(ctx, c.lease)
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			c.lose(coordinator.ErrSessionExpired, "etcd reports the lease gone")
+			return
+		}
+		if c.bg.Err() == nil {
+			c.log.Warn("keep-alive failed", "err", err)
+		}
+		return
+	}
+	deadline := c.expiry(sent, resp.TTL)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || !deadline.After(c.deadline) {
+		return
+	}
+	c.deadline = deadline
+	c.timer.Reset(deadline.Sub(c.clk.Now()))
+}
+
+// onDeadline runs when the deadline timer fires.
+func (c *Coordinator) onDeadline() {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	if left := c.deadline.Sub(c.clk.Now()); left > 0 {
+		// Extended after the timer fired.
+		c.timer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.lose(coordinator.ErrLeaseDeadline, "no renewal acknowledged in time")
+}
+
+// lose ends the session for err: the leadership's Done first, then the
+// session's.
+func (c *Coordinator) lose(err error, why string) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	l := c.leader
+	c.leader = nil
+	c.mu.Unlock()
+	if l != nil {
+		l.end(err)
+		c.log.Error("leadership lost", "token", l.token, "reason", why)
+	}
+	c.log.Error("session lost", "reason", why)
+	c.cancel()
+	close(c.done)
+}
+
+// Close resigns any leadership, revokes the session's lease (which deletes
+// the member record and the leader key at once) and ends the session. After
+// a loss it only releases resources: the lease is dead or about to be. It is
+// idempotent; every call returns the first call's error.
+func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		lost := c.err != nil
+		l := c.leader
+		c.leader = nil
+		c.mu.Unlock()
+		if l != nil {
+			l.end(coordinator.ErrResigned)
+		}
+		if !lost {
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+			_, err := c.cli.Revoke(ctx, c.lease)
+			cancel()
+			if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				c.closeErr = fmt.Errorf("close %s: revoke lease: %w", c.cfg.ID, err)
+			}
+		}
+		c.mu.Lock()
+		first := c.err == nil
+		if first {
+			c.err = coordinator.ErrSessionClosed
+		}
+		c.mu.Unlock()
+		if first {
+			c.cancel()
+			close(c.done)
+		}
+		c.timer.Stop()
+		c.wg.Wait()
+		if c.ownsClient {
+			c.cli.Close()
+		}
+		c.log.Debug("session closed")
+	})
+	return c.closeErr
+}
+
+// keys are the etcd keys of one cluster.
+type keys struct {
+	base        string // <prefix>/<env>/<service>/
+	members     string
+	leader      string
+	waitFrom    string // start of the range campaigns watch
+	waitEnd     string // its end
+	pause       string
+	switchover  string
+	slots       string
+	controlPref string
+}
+
+func newKeys(prefix string, c coordinator.Cluster) keys {
+	base := strings.Join([]string{prefix, c.Environment, c.Service}, "/") + "/"
+	return keys{
+		base:        base,
+		members:     base + "members/",
+		leader:      base + "election/leader",
+		waitFrom:    base + "control/",
+		waitEnd:     base + "election0", // '0' follows '/': the end of election/
+		pause:       base + "control/pause",
+		switchover:  base + "control/switchover",
+		slots:       base + "slots/",
+		controlPref: base + "control/",
+	}
+}
+
+// sessionErr maps an error of a request made with the session's lease:
+// a lease etcd does not know means the session is over.
+func (c *Coordinator) sessionErr(op string, err error) error {
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		c.lose(coordinator.ErrSessionExpired, "etcd reports the lease gone")
+		return fmt.Errorf("%s %s: %w", op, c.cfg.ID, coordinator.ErrSessionClosed)
+	}
+	if err := c.check(op); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, c.cfg.ID, err)
+}
+
+func isLeaseNotFound(err error) bool { return errors.Is(err, rpctypes.ErrLeaseNotFound) }

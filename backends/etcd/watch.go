@@ -1,0 +1,264 @@
+package etcd
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// clusterState is what a watch has reported so far.
+type clusterState struct {
+	members    map[string]memberRec
+	leader     *coordinator.Leader
+	paused     bool
+	switchover string
+}
+
+type memberRec struct {
+	m   coordinator.Member
+	rev int64 // mod revision of the record
+}
+
+// Watch streams the cluster's events: first the current state, then every
+// change, in etcd's order. When etcd has compacted the revisions the watch
+// needs, or the watch broke, it reads the state again and reports the
+// difference. The channel is closed when ctx is done or the session ends.
+func (c *Coordinator) Watch(ctx context.Context) (<-chan coordinator.Event, error) {
+	if err := c.check("watch"); err != nil {
+		return nil, err
+	}
+	st, rev, err := c.snapshot(ctx)
+	if err != nil {
+		return nil, c.sessionErr("watch", err)
+	}
+	ch := make(chan coordinator.Event)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(ch)
+		c.watchLoop(ctx, ch, st, rev)
+	}()
+	return ch, nil
+}
+
+// snapshot reads the cluster's state at one revision.
+func (c *Coordinator) snapshot(ctx context.Context) (clusterState, int64, error) {
+	resp, err := c.cli.Get(ctx, c.keys.base, clientv3.WithPrefix())
+	if err != nil {
+		return clusterState{}, 0, err
+	}
+	st := clusterState{members: map[string]memberRec{}}
+	for _, kv := range resp.Kvs {
+		c.apply(&st, &clientv3.Event{Type: mvccpb.PUT, Kv: kv})
+	}
+	return st, resp.Header.Revision, nil
+}
+
+// apply updates st by one etcd event and returns the events to report.
+func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.Event {
+	key := string(ev.Kv.Key)
+	put := ev.Type == mvccpb.PUT
+	switch {
+	case strings.HasPrefix(key, c.keys.members):
+		id := strings.TrimPrefix(key, c.keys.members)
+		old, known := st.members[id]
+		if !put {
+			if !known {
+				return nil
+			}
+			delete(st.members, id)
+			return []coordinator.Event{{Type: coordinator.EventMemberLeft, Member: old.m}}
+		}
+		m, err := decodeMember(ev.Kv.Value)
+		if err != nil {
+			c.log.Warn("watch: unreadable record", "key", key, "err", err)
+			return nil
+		}
+		st.members[id] = memberRec{m: m, rev: ev.Kv.ModRevision}
+		if known {
+			return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: m}}
+		}
+		return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: m}}
+	case key == c.keys.leader:
+		if !put {
+			if st.leader == nil {
+				return nil
+			}
+			st.leader = nil
+			return []coordinator.Event{{Type: coordinator.EventNoLeader}}
+		}
+		l := coordinator.Leader{ID: string(ev.Kv.Value), Token: ev.Kv.CreateRevision}
+		if st.leader != nil && *st.leader == l {
+			return nil
+		}
+		st.leader = &l
+		return []coordinator.Event{{Type: coordinator.EventLeaderChanged, Leader: l}}
+	case key == c.keys.pause:
+		if put == st.paused {
+			return nil
+		}
+		st.paused = put
+		if put {
+			return []coordinator.Event{{Type: coordinator.EventPaused}}
+		}
+		return []coordinator.Event{{Type: coordinator.EventResumed}}
+	case key == c.keys.switchover:
+		to := ""
+		if put {
+			to = string(ev.Kv.Value)
+		}
+		if to == st.switchover {
+			return nil
+		}
+		st.switchover = to
+		if to == "" {
+			return []coordinator.Event{{Type: coordinator.EventSwitchoverCleared}}
+		}
+		return []coordinator.Event{{Type: coordinator.EventSwitchover, SwitchoverTo: to}}
+	}
+	return nil
+}
+
+// initialEvents returns the events that describe st from scratch.
+func initialEvents(st clusterState) []coordinator.Event {
+	var evs []coordinator.Event
+	ids := make([]string, 0, len(st.members))
+	for id := range st.members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventMemberJoined, Member: st.members[id].m})
+	}
+	if st.leader != nil {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: *st.leader})
+	} else {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
+	}
+	if st.paused {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventPaused})
+	}
+	if st.switchover != "" {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: st.switchover})
+	}
+	return evs
+}
+
+// diff returns the events that take a watcher from old to cur.
+func diff(old, cur clusterState) []coordinator.Event {
+	var evs []coordinator.Event
+	var left, changed []string
+	for id := range old.members {
+		if _, ok := cur.members[id]; !ok {
+			left = append(left, id)
+		}
+	}
+	for id, r := range cur.members {
+		if o, ok := old.members[id]; !ok || o.rev != r.rev {
+			changed = append(changed, id)
+		}
+	}
+	sort.Strings(left)
+	sort.Strings(changed)
+	for _, id := range left {
+		evs = append(evs, coordinator.Event{Type: coordinator.EventMemberLeft, Member: old.members[id].m})
+	}
+	for _, id := range changed {
+		typ := coordinator.EventMemberJoined
+		if _, ok := old.members[id]; ok {
+			typ = coordinator.EventMemberUpdated
+		}
+		evs = append(evs, coordinator.Event{Type: typ, Member: cur.members[id].m})
+	}
+	switch {
+	case cur.leader == nil && old.leader != nil:
+		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
+	case cur.leader != nil && (old.leader == nil || *old.leader != *cur.leader):
+		evs = append(evs, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: *cur.leader})
+	}
+	if cur.paused != old.paused {
+		if cur.paused {
+			evs = append(evs, coordinator.Event{Type: coordinator.EventPaused})
+		} else {
+			evs = append(evs, coordinator.Event{Type: coordinator.EventResumed})
+		}
+	}
+	if cur.switchover != old.switchover {
+		if cur.switchover == "" {
+			evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchoverCleared})
+		} else {
+			evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: cur.switchover})
+		}
+	}
+	return evs
+}
+
+// watchLoop reports st, then the changes after rev, until ctx is done or
+// the session ends.
+func (c *Coordinator) watchLoop(ctx context.Context, ch chan<- coordinator.Event, st clusterState, rev int64) {
+	send := func(evs []coordinator.Event) bool {
+		for _, ev := range evs {
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				return false
+			case <-c.done:
+				return false
+			}
+		}
+		return true
+	}
+	if !send(initialEvents(st)) {
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.bg, cancel)
+	defer stop()
+	for {
+		ictx, icancel := context.WithCancel(wctx)
+		wch := c.cli.Watch(ictx, c.keys.base, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		for resp := range wch {
+			if resp.CompactRevision != 0 || resp.Err() != nil {
+				c.log.Info("watch: resuming from the current state", "compact_revision", resp.CompactRevision, "err", resp.Err())
+				break
+			}
+			for _, ev := range resp.Events {
+				if !send(c.apply(&st, ev)) {
+					icancel()
+					return
+				}
+				rev = ev.Kv.ModRevision
+			}
+			if resp.Header.Revision > rev && len(resp.Events) == 0 {
+				rev = resp.Header.Revision
+			}
+		}
+		icancel()
+		if wctx.Err() != nil {
+			return
+		}
+		// Compacted, failed or closed: resume from the current state.
+		for {
+			cur, crev, err := c.snapshot(wctx)
+			if err == nil {
+				if !send(diff(st, cur)) {
+					return
+				}
+				st, rev = cur, crev
+				break
+			}
+			if wctx.Err() != nil {
+				return
+			}
+			if c.backoff(wctx, retryDelay) != nil {
+				return
+			}
+		}
+	}
+}
