@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,4 +69,95 @@ func ccctl(t *testing.T, timeout time.Duration, env []string, args ...string) re
 		t.Fatalf("ccctl %s: %v", strings.Join(args, " "), err)
 	}
 	return r
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's writes and the test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a ccctl process started in the background.
+type running struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+}
+
+// background starts the binary; the test's cleanup kills it if it still
+// runs.
+func background(t *testing.T, env []string, args ...string) *running {
+	t.Helper()
+	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(binary, args...)
+	r.cmd.Env = cleanEnv(env...)
+	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
+	r.cmd.WaitDelay = time.Second
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start ccctl %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		<-r.done
+	})
+	return r
+}
+
+// signal sends sig and waits, bounded, for the exit; it returns the code.
+func (r *running) stop(t *testing.T, sig os.Signal, timeout time.Duration) int {
+	t.Helper()
+	r.cmd.Process.Signal(sig)
+	return r.wait(t, timeout)
+}
+
+// wait waits, bounded, for the process to exit and returns its code.
+func (r *running) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("ccctl %s: no exit within %s; stderr %q", strings.Join(r.cmd.Args[1:], " "), timeout, r.stderr.String())
+		return -1
+	}
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

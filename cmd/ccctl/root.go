@@ -83,6 +83,8 @@ func NewRootCommand() *cobra.Command {
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newRunCommand(),
+		newHealthCommand(),
+		newEtcdCommand(),
 		newVersionCommand(),
 	)
 	return root
