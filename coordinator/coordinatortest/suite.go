@@ -187,7 +187,15 @@ type campaignResult struct {
 // cleanup. The returned channel receives the result once.
 func campaign(t *testing.T, ctx context.Context, m coordinator.Coordinator) <-chan campaignResult {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
+	ch, _, _ := campaignWatched(t, ctx, m)
+	return ch
+}
+
+// campaignWatched is campaign that also returns the campaign's context, to
+// see when the campaign waits on it, and its cancel function.
+func campaignWatched(t *testing.T, parent context.Context, m coordinator.Coordinator) (<-chan campaignResult, *watchedContext, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := newWatchedContext(parent)
 	ch := make(chan campaignResult, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -202,7 +210,13 @@ func campaign(t *testing.T, ctx context.Context, m coordinator.Coordinator) <-ch
 			t.Errorf("Campaign of %s still running at cleanup", m.ID())
 		}
 	})
-	return ch
+	return ch, ctx, cancel
+}
+
+// waiting waits until a campaign waits on its context.
+func waiting(t *testing.T, ctx *watchedContext, who string) {
+	t.Helper()
+	waitFor(t, ctx.called, waitTimeout, "Campaign("+who+") waiting on its context")
 }
 
 func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
@@ -216,10 +230,32 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
+// watchedContext is a context that reports when its Done channel was
+// first asked for: a Campaign that waits must select on ctx.Done(), so once
+// it did, the campaign is past its start. (A backend may also ask earlier,
+// for instance to derive a context; then the signal comes early, and the
+// property is tested at an earlier point of the campaign.)
+type watchedContext struct {
+	context.Context
+	once   sync.Once
+	called chan struct{}
+}
+
+func newWatchedContext(parent context.Context) (*watchedContext, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	return &watchedContext{Context: ctx, called: make(chan struct{})}, cancel
+}
+
+// Done returns the parent's Done channel and signals the first call.
+func (c *watchedContext) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.called) })
+	return c.Context.Done()
+}
+
 // lead campaigns synchronously and fails the test unless m wins.
 func lead(t *testing.T, m coordinator.Coordinator) coordinator.Leadership {
 	t.Helper()
-	r := waitResult(t, campaign(t, testContext(t), m), waitTimeout)
+	r := waitResult(t, campaign(t, testContext(t), m), m.ID(), waitTimeout)
 	if r.err != nil {
 		t.Fatalf("Campaign(%s): %v", m.ID(), r.err)
 	}
@@ -227,13 +263,13 @@ func lead(t *testing.T, m coordinator.Coordinator) coordinator.Leadership {
 }
 
 // waitResult waits for a campaign's result, failing after d.
-func waitResult(t *testing.T, ch <-chan campaignResult, d time.Duration) campaignResult {
+func waitResult(t *testing.T, ch <-chan campaignResult, who string, d time.Duration) campaignResult {
 	t.Helper()
 	select {
 	case r := <-ch:
 		return r
 	case <-time.After(d):
-		t.Fatalf("campaign did not return within %v", d)
+		t.Fatalf("Campaign(%s) did not return within %v", who, d)
 		return campaignResult{}
 	}
 }
@@ -241,7 +277,7 @@ func waitResult(t *testing.T, ch <-chan campaignResult, d time.Duration) campaig
 // waitWon waits for a campaign to be won by want.
 func waitWon(t *testing.T, ch <-chan campaignResult, want string, d time.Duration) coordinator.Leadership {
 	t.Helper()
-	r := waitResult(t, ch, d)
+	r := waitResult(t, ch, want, d)
 	if r.err != nil {
 		t.Fatalf("Campaign(%s): %v; want leadership", want, r.err)
 	}
@@ -538,6 +574,10 @@ func (s suite) campaignExactlyOne(t *testing.T, n int) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
 	results := make(chan campaignResult, n)
+	ctxs := make(map[string]*watchedContext, n)
+	for _, m := range ms {
+		ctxs[m.ID()], _ = newWatchedContext(ctx) // cancelled with ctx
+	}
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for _, m := range ms {
@@ -545,7 +585,7 @@ func (s suite) campaignExactlyOne(t *testing.T, n int) {
 		go func() {
 			defer wg.Done()
 			<-start
-			l, err := m.Campaign(ctx)
+			l, err := m.Campaign(ctxs[m.ID()])
 			results <- campaignResult{id: m.ID(), l: l, err: err}
 		}()
 	}
@@ -565,6 +605,18 @@ func (s suite) campaignExactlyOne(t *testing.T, n int) {
 	}
 	if winner.err != nil {
 		t.Fatalf("first campaign to return: %v; want leadership", winner.err)
+	}
+	// Wait until every other campaign is waiting on its context, so that
+	// all N really competed.
+	for id, wctx := range ctxs {
+		if id != winner.id {
+			waiting(t, wctx, id)
+		}
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("a second campaign returned (%s: leadership %v, err %v) while %s leads", r.id, r.l != nil, r.err, winner.id)
+	default:
 	}
 	wantLeader(t, ms[0], winner.id, winner.l.Token())
 	if isClosed(winner.l.Done()) {
@@ -607,11 +659,11 @@ func (s suite) campaignCancelled(t *testing.T) {
 	c := s.cluster(t)
 	a, b, d := c.member("a"), c.member("b"), c.member("d")
 	la := lead(t, a)
-	ctx, cancel := context.WithCancel(context.Background())
-	chB := campaign(t, ctx, b)
+	chB, ctx, cancel := campaignWatched(t, context.Background(), b)
+	waiting(t, ctx, "b")
 	notReturned(t, chB, "while a leads")
 	cancel()
-	r := waitResult(t, chB, waitTimeout)
+	r := waitResult(t, chB, "b", waitTimeout)
 	if !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("cancelled Campaign(b): leadership %v, err %v; want context.Canceled", r.l != nil, r.err)
 	}
@@ -635,7 +687,7 @@ func (s suite) campaignAfterClose(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	r := waitResult(t, campaign(t, testContext(t), a), waitTimeout)
+	r := waitResult(t, campaign(t, testContext(t), a), "a", waitTimeout)
 	if !errors.Is(r.err, coordinator.ErrSessionClosed) {
 		t.Fatalf("Campaign after Close: leadership %v, err %v; want ErrSessionClosed", r.l != nil, r.err)
 	}
@@ -647,7 +699,7 @@ func (s suite) campaignAfterExpire(t *testing.T) {
 	a, b := c.member("a"), c.member("b")
 	c.h.Expire(t, a)
 	waitFor(t, a.Done(), waitTimeout, "Done of the expired session")
-	r := waitResult(t, campaign(t, testContext(t), a), waitTimeout)
+	r := waitResult(t, campaign(t, testContext(t), a), "a", waitTimeout)
 	if !errors.Is(r.err, coordinator.ErrSessionClosed) {
 		t.Fatalf("Campaign after expiry: leadership %v, err %v; want ErrSessionClosed", r.l != nil, r.err)
 	}
@@ -662,7 +714,8 @@ func (s suite) resignHandsOver(t *testing.T) {
 	c := s.cluster(t)
 	a, b := c.member("a"), c.member("b")
 	la := lead(t, a)
-	chB := campaign(t, testContext(t), b)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	waiting(t, ctxB, "b")
 	notReturned(t, chB, "while a leads")
 	begin := time.Now()
 	if err := la.Resign(testContext(t)); err != nil {
@@ -716,7 +769,8 @@ func (s suite) expireLeaderReplaced(t *testing.T) {
 	c := s.cluster(t)
 	a, b := c.member("a"), c.member("b")
 	la := lead(t, a)
-	chB := campaign(t, testContext(t), b)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	waiting(t, ctxB, "b")
 	notReturned(t, chB, "while a leads")
 	c.h.Expire(t, a)
 	lb := waitWon(t, chB, "b", waitTimeout)
@@ -761,7 +815,8 @@ func (s suite) tokensIncrease(t *testing.T) {
 	la = lead(t, a)
 	check(la, "a")
 	// Close hands over to a waiting member.
-	chB := campaign(t, testContext(t), b)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	waiting(t, ctxB, "b")
 	notReturned(t, chB, "while a leads")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -769,7 +824,8 @@ func (s suite) tokensIncrease(t *testing.T) {
 	lb := waitWon(t, chB, "b", waitTimeout)
 	check(lb, "b")
 	// Expiry hands over to a waiting member.
-	chD := campaign(t, testContext(t), d)
+	chD, ctxD, _ := campaignWatched(t, testContext(t), d)
+	waiting(t, ctxD, "d")
 	notReturned(t, chD, "while b leads")
 	c.h.Expire(t, b)
 	ld := waitWon(t, chD, "d", waitTimeout)
@@ -994,7 +1050,8 @@ func (s suite) closeReleases(t *testing.T) {
 	c := s.cluster(t)
 	a, b, w := c.member("a"), c.member("b"), c.member("w")
 	la := lead(t, a)
-	chB := campaign(t, testContext(t), b)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	waiting(t, ctxB, "b")
 	notReturned(t, chB, "while a leads")
 	begin := time.Now()
 	errs := make(chan error, 3)
@@ -1082,7 +1139,8 @@ func (s suite) pauseStopsTakeover(t *testing.T) {
 		t.Fatalf("Pause ended the sitting leader's term: %v", la.Err())
 	}
 	wantLeader(t, b, "a", la.Token())
-	chB := campaign(t, testContext(t), b)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	waiting(t, ctxB, "b")
 	if err := la.Resign(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -1109,8 +1167,10 @@ func (s suite) switchoverToNamed(t *testing.T) {
 	a, b, d := c.member("a"), c.member("b"), c.member("d")
 	la := lead(t, a)
 	ch, _ := watch(t, a)
-	chD := campaign(t, testContext(t), d)
-	chB := campaign(t, testContext(t), b)
+	// d waits first; the request names b, which is not even campaigning yet.
+	chD, ctxD, _ := campaignWatched(t, testContext(t), d)
+	waiting(t, ctxD, "d")
+	notReturned(t, chD, "while a leads")
 	got, err := d.Switchover(testContext(t), "b")
 	if err != nil || got != "b" {
 		t.Fatalf("Switchover(b) = %q, %v; want b, nil", got, err)
@@ -1126,11 +1186,14 @@ func (s suite) switchoverToNamed(t *testing.T) {
 	if err := la.Resign(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
+	// Only b may win while the request stands: d, waiting longer, must
+	// not take the vacant leadership, and b wins as soon as it campaigns.
+	chB := campaign(t, testContext(t), b)
 	lb := waitWon(t, chB, "b", waitTimeout)
 	notReturned(t, chD, "while b leads")
 	wantLeader(t, d, "b", lb.Token())
 	until(t, ch, "switchover_cleared", func(ev coordinator.Event) bool { return ev.Type == coordinator.EventSwitchoverCleared })
-	// Cleared: after b resigns, d (the other waiting member) takes over.
+	// Cleared once b leads: after b resigns, d takes over.
 	if err := lb.Resign(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
