@@ -16,6 +16,7 @@ import (
 // open, as a partition does: bytes are held, not dropped, and nothing is
 // closed, so neither side sees an error. Heal delivers what was held and
 // resumes. SetDelay holds every chunk for a fixed time before passing it on.
+// Reset closes the open connections.
 type Proxy struct {
 	target string
 	ln     net.Listener
@@ -75,6 +76,16 @@ func (p *Proxy) SetDelay(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// Reset closes every open connection, as a crashed middlebox would; new
+// connections are accepted as before (or held, while cut).
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
 // Bytes returns the number of bytes passed on so far, both directions
 // together.
 func (p *Proxy) Bytes() int64 { return p.bytes.Load() }
@@ -126,44 +137,59 @@ func (p *Proxy) accept() {
 }
 
 // pipe copies from src to dst, honouring cut and delay, and closes both
-// connections when either side ends.
+// connections when either side ends. A reader stamps each chunk with its
+// arrival time; the writer passes it on delay after that, so that delays do
+// not add up.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	q := make(chan chunk, 256)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 32*1024)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{buf[:n], time.Now()}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	defer func() {
 		src.Close()
 		dst.Close()
+		for range q { // let the reader finish
+		}
 		p.mu.Lock()
 		delete(p.conns, src)
 		delete(p.conns, dst)
 		p.mu.Unlock()
 	}()
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			delay := p.delay
-			p.mu.Unlock()
-			if delay > 0 {
-				t := time.NewTimer(delay)
-				<-t.C
-			}
-			p.mu.Lock()
-			for p.cut && !p.done {
-				p.cond.Wait()
-			}
-			done := p.done
-			p.mu.Unlock()
-			if done {
-				return
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			p.bytes.Add(int64(n))
+	for c := range q {
+		p.mu.Lock()
+		delay := p.delay
+		p.mu.Unlock()
+		if wait := time.Until(c.at.Add(delay)); wait > 0 {
+			t := time.NewTimer(wait)
+			<-t.C
 		}
-		if err != nil {
+		p.mu.Lock()
+		for p.cut && !p.done {
+			p.cond.Wait()
+		}
+		done := p.done
+		p.mu.Unlock()
+		if done {
 			return
 		}
+		if _, err := dst.Write(c.b); err != nil {
+			return
+		}
+		p.bytes.Add(int64(len(c.b)))
 	}
 }
