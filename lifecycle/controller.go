@@ -1,0 +1,282 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/proc"
+)
+
+// backendTimeout bounds each call to the backend made while stopping.
+const backendTimeout = 10 * time.Second
+
+// useServiceCode marks a stop whose exit code is the service's.
+const useServiceCode = -1
+
+// Controller runs one member: it is made by New and run once by Run.
+type Controller struct {
+	cfg     Config
+	coord   coordinator.Coordinator
+	id      string
+	log     *slog.Logger
+	metrics *metrics
+	svc     *supervisor // nil when there is no service
+
+	ran atomic.Bool
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	stopCode int   // exit code of the stop, or useServiceCode
+	stopErr  error // why the controller stopped, nil for a normal stop
+
+	mu     sync.Mutex
+	status Status
+
+	extMu    sync.Mutex
+	extRole  coordinator.Role
+	extToken int64
+	extTold  bool
+
+	// set by the controller actor, read by Run after the group returned
+	exitCode int
+	lead     coordinator.Leadership
+}
+
+// New validates cfg, fills in its defaults and returns a Controller. Its
+// errors wrap ErrInvalidConfig; the CLI exits with ExitBadConfig on them.
+func New(cfg Config) (*Controller, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("new controller: %w", err)
+	}
+	id := cfg.Coordinator.ID()
+	cl := cfg.Coordinator.Cluster()
+	c := &Controller{
+		cfg:     cfg,
+		coord:   cfg.Coordinator,
+		id:      id,
+		log:     cfg.Logger.With("member", id, "cluster", cl.String()),
+		metrics: newMetrics(cfg.Coordinator),
+		stopCh:  make(chan struct{}),
+		status: Status{
+			ID:          id,
+			Environment: cl.Environment,
+			Service:     cl.Service,
+			State:       coordinator.StateStarting,
+		},
+	}
+	if len(cfg.Service.Argv) > 0 {
+		c.svc = newSupervisor(&c.cfg)
+	}
+	return c, nil
+}
+
+// requestStop asks the controller to stop; the first request sets the exit
+// code (useServiceCode: the service's) and the error.
+func (c *Controller) requestStop(code int, err error) {
+	c.stopOnce.Do(func() {
+		c.stopCode, c.stopErr = code, err
+		close(c.stopCh)
+	})
+}
+
+// Run runs the controller until it stops: on SIGTERM or SIGINT, when ctx is
+// done, when the service exits, or when the controller cannot go on. It
+// returns the exit code for the process and, when the controller itself
+// failed, why. It closes the Coordinator before returning, after the
+// service and its whole process group are gone. Run may be called once.
+func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
+	if !c.ran.CompareAndSwap(false, true) {
+		return ExitFailure, errors.New("run controller: already ran")
+	}
+	defer c.closeCoordinator()
+	if c.cfg.Reap {
+		if _, err := proc.EnableReaping(); err != nil {
+			return ExitFailure, fmt.Errorf("run controller: %w", err)
+		}
+	}
+	if r := c.cfg.Registerer; r != nil {
+		for _, col := range c.metrics.collectors() {
+			if err := r.Register(col); err != nil {
+				return ExitFailure, fmt.Errorf("run controller: register metrics: %w", err)
+			}
+			defer r.Unregister(col)
+		}
+	}
+
+	var g run.Group
+	{ // the context of the caller
+		g.Add(func() error {
+			select {
+			case <-ctx.Done():
+				c.log.Info("context done, stopping", "cause", context.Cause(ctx))
+				c.requestStop(useServiceCode, nil)
+			case <-c.stopCh:
+			}
+			return nil
+		}, func(error) {})
+	}
+	{ // signals
+		quit := make(chan struct{})
+		g.Add(func() error {
+			c.handleSignals(quit)
+			return nil
+		}, func(error) { close(quit) })
+	}
+	{ // the controller
+		g.Add(func() error {
+			return c.execute(ctx)
+		}, func(err error) {
+			var exit *ServiceExitError
+			switch {
+			case err == nil, errors.As(err, &exit):
+				c.requestStop(useServiceCode, nil)
+			default:
+				c.requestStop(ExitFailure, err)
+			}
+		})
+	}
+	if c.svc != nil {
+		g.Add(c.svc.execute, func(error) {})
+	}
+	for _, e := range c.cfg.Extensions {
+		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		g.Add(func() error {
+			err := e.Run(ectx)
+			if err == nil {
+				<-ectx.Done() // an extension that ends early does not stop the others
+				return nil
+			}
+			return fmt.Errorf("extension %T: %w", e, err)
+		}, func(error) { cancel() })
+	}
+	for _, a := range c.cfg.Actors {
+		g.Add(a.Execute, a.Interrupt)
+	}
+	_ = g.Run() // the first error is what requestStop recorded
+
+	c.setStatus(func(s *Status) {
+		if s.State != coordinator.StateFailed {
+			s.State = coordinator.StateStopped
+		}
+	})
+	if c.stopErr != nil {
+		c.log.Error("controller stopped", "exit_code", c.exitCode, "err", c.stopErr)
+	} else {
+		c.log.Info("controller stopped", "exit_code", c.exitCode)
+	}
+	return c.exitCode, c.stopErr
+}
+
+// closeCoordinator resigns the leadership, if held, and closes the session.
+// It runs after every part stopped, so after the service's group is gone.
+func (c *Controller) closeCoordinator() {
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	if c.lead != nil {
+		if err := c.lead.Resign(ctx); err != nil {
+			c.log.Warn("resign", "err", err)
+		} else {
+			c.log.Info("resigned")
+		}
+	}
+	if err := c.coord.Close(); err != nil {
+		c.log.Warn("close coordinator", "err", err)
+	}
+	c.metrics.isMaster.Set(0)
+}
+
+// handleSignals stops the controller on SIGTERM or SIGINT and forwards every
+// other signal to the service, until quit is closed.
+func (c *Controller) handleSignals(quit <-chan struct{}) {
+	sigs := c.cfg.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 16)
+		signal.Notify(ch, forwardable()...)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+	for {
+		select {
+		case <-quit:
+			return
+		case s := <-sigs:
+			sig, ok := s.(syscall.Signal)
+			if !ok {
+				continue
+			}
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT:
+				c.log.Info("signal, stopping", "signal", sig.String())
+				c.requestStop(useServiceCode, nil)
+			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF:
+			default:
+				if c.svc == nil {
+					continue
+				}
+				if err := c.svc.forward(sig); err != nil {
+					c.log.Warn("forward signal", "signal", sig.String(), "err", err)
+				} else {
+					c.log.Info("forwarded signal", "signal", sig.String())
+				}
+			}
+		}
+	}
+}
+
+// forwardable lists the signals the controller catches: all but those it
+// cannot catch and those the Go runtime owns.
+func forwardable() []os.Signal {
+	var sigs []os.Signal
+	for s := syscall.Signal(1); s <= 31; s++ {
+		switch s {
+		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF,
+			syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL:
+			continue
+		}
+		sigs = append(sigs, s)
+	}
+	return sigs
+}
+
+// notifyRole tells the extensions the role, unless they were told this one
+// already, or lead (the term that made the role, nil for a slave) has
+// already ended: its end was told instead.
+func (c *Controller) notifyRole(role coordinator.Role, token int64, lead coordinator.Leadership) {
+	c.extMu.Lock()
+	defer c.extMu.Unlock()
+	if lead != nil {
+		select {
+		case <-lead.Done():
+			return
+		default:
+		}
+	}
+	if c.extTold && c.extRole == role && c.extToken == token {
+		return
+	}
+	c.extTold, c.extRole, c.extToken = true, role, token
+	for _, e := range c.cfg.Extensions {
+		e.RoleChanged(role, token)
+	}
+}
+
+func sortedMembers(m map[string]coordinator.Member) []coordinator.Member {
+	out := make([]coordinator.Member, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

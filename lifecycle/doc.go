@@ -1,0 +1,45 @@
+// Package lifecycle is the ccctl controller: it registers a member, elects
+// one master per cluster through a coordinator.Coordinator, runs the user's
+// hooks for every role and membership change, and supervises the service
+// process, fit to run as PID 1 of a container.
+//
+// A Controller is made by New from a Config and run once by Run, which
+// composes its parts with github.com/oklog/run: a signal actor, the
+// controller itself, the service, each Extension (the job scheduler, for
+// example) and any extra Actor such as an HTTP server. The first part to
+// return stops the others.
+//
+// # What is guaranteed
+//
+//   - The role's init hook (started_as_master or started_as_slave) has
+//     returned before the service is started. When it fails, the service is
+//     never started, a master resigns, and Run returns ExitInitHookFailed.
+//   - Hooks run one at a time, in the order the changes were seen, each with
+//     a timeout (HookTimeout, or WithTimeout for one hook). A running hook is
+//     never cancelled by a later change or by a stop: a stop waits for it.
+//     A hook is run only for a change that still holds when it is about to
+//     run: changes seen together are compared with what the hooks were last
+//     told, so a member that joined and left in the meantime, or a master
+//     that changed and changed back, runs nothing.
+//   - The stop is ordered: the stopping hook, SIGTERM to the service's
+//     process group, GracePeriod, SIGKILL, a wait until the whole group is
+//     gone, and only then the resignation and the closing of the
+//     Coordinator, so that the next master never overlaps this one's service.
+//   - The loss of leadership is taken from the one place the Coordinator
+//     reports it (Leadership.Done). Extensions are told at once, before the
+//     demotion's hook runs, so that master-only work stops first; then the
+//     configured LeadershipLostAction applies.
+//   - Run's exit code is the service's own (128+N when signal N killed it),
+//     or one of the Exit* constants for the controller's own failures.
+//
+// # What is not guaranteed
+//
+// A hook written in Go must return when its context is done: the controller
+// waits for it and cannot kill a goroutine. A hook that is running when the
+// leadership is lost delays the demotion hook until it returns (extensions
+// are told regardless). A process frozen by SIGSTOP or a paused container
+// cannot act on the loss of leadership until it runs again: receivers of
+// the service's writes must check the fencing token (CC_FENCING_TOKEN).
+// Signals other than SIGTERM and SIGINT are forwarded to the service's main
+// process, not to its whole group.
+package lifecycle

@@ -1,0 +1,728 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// loop is the state of one run of the controller actor. Only the controller
+// actor's goroutine touches it.
+type loop struct {
+	c    *Controller
+	bctx context.Context // for backend calls: not cancelled by the caller's ctx
+
+	record   coordinator.Member // this member's record as last published
+	role     coordinator.Role
+	lead     coordinator.Leadership
+	leadDone <-chan struct{}
+
+	watch       <-chan coordinator.Event
+	watchCancel context.CancelFunc
+
+	members      map[string]coordinator.Member
+	master       coordinator.Leader
+	snapshot     bool // the initial state of the watch was received
+	paused       bool
+	switchoverTo string
+
+	initDone      bool // the init hook ran: changes run hooks from now on
+	hookedMaster  string
+	hookedMembers map[string]coordinator.Member
+
+	campaign       chan campaignResult
+	campaignCancel context.CancelFunc
+
+	activeCh   chan bool
+	pollCancel context.CancelFunc
+	started    bool // the start hook ran
+
+	quit chan struct{} // closed when the loop shuts down
+	wg   sync.WaitGroup
+}
+
+type campaignResult struct {
+	lead coordinator.Leadership
+	err  error
+}
+
+// execute is the controller actor.
+func (c *Controller) execute(ctx context.Context) error {
+	m := c.cfg.Member
+	m.ID = c.id
+	m.Role, m.State, m.Token = coordinator.RoleNone, coordinator.StateStarting, 0
+	m.StartedAt = c.cfg.Clock.Now()
+	l := &loop{
+		c:             c,
+		bctx:          context.WithoutCancel(ctx),
+		record:        m,
+		members:       map[string]coordinator.Member{},
+		hookedMembers: map[string]coordinator.Member{},
+		activeCh:      make(chan bool),
+		quit:          make(chan struct{}),
+	}
+	l.run()
+	l.shutdown()
+	return c.stopErr
+}
+
+// stop records why the controller stops.
+func (l *loop) stop(code int, err error) { l.c.requestStop(code, err) }
+
+func (l *loop) sessionLost() {
+	if l.lead != nil {
+		l.dropLeadership()
+	}
+	l.stop(ExitBackendUnavailable, fmt.Errorf("session lost: %w", l.c.coord.Err()))
+}
+
+func (l *loop) run() {
+	c := l.c
+	c.log.Info("starting", "service", fmt.Sprint(c.cfg.Service.Argv))
+	if err := l.publish(l.bctx, coordinator.StateStarting); err != nil {
+		l.stop(ExitBackendUnavailable, fmt.Errorf("register: %w", err))
+		return
+	}
+	wctx, cancel := context.WithCancel(l.bctx)
+	l.watchCancel = cancel
+	w, err := c.coord.Watch(wctx)
+	if err != nil {
+		l.stop(ExitBackendUnavailable, fmt.Errorf("watch: %w", err))
+		return
+	}
+	l.watch = w
+
+	l.started = true
+	if err := l.runHooks(HookStart, coordinator.RoleNone, nil, nil); err != nil {
+		l.fail(ExitInitHookFailed, err)
+		return
+	}
+
+	l.startCampaign()
+	if !l.decideRole() {
+		return
+	}
+	init := HookStartedAsSlave
+	if l.role == coordinator.RoleMaster {
+		init = HookStartedAsMaster
+	}
+	c.log.Info("role decided", "role", l.role, "master", l.master.ID, "token", l.token())
+	if err := l.publish(l.bctx, coordinator.StateInitializing); err != nil {
+		c.log.Warn("publish state", "state", coordinator.StateInitializing, "err", err)
+	}
+	if err := l.runHooks(init, coordinator.RoleNone, nil, nil); err != nil {
+		l.fail(ExitInitHookFailed, err)
+		return
+	}
+	l.initDone = true
+	l.hookedMaster = l.masterID()
+	for id, m := range l.members {
+		l.hookedMembers[id] = m
+	}
+	c.notifyRole(l.role, l.roleToken(), l.lead)
+
+	if c.svc != nil {
+		if err := l.startService(); err != nil {
+			l.fail(startExitCode(err), err)
+			return
+		}
+	}
+	l.loop()
+}
+
+// fail stops the controller with code and err and marks the member failed.
+func (l *loop) fail(code int, err error) {
+	l.c.setStatus(func(s *Status) { s.State = coordinator.StateFailed })
+	l.stop(code, err)
+}
+
+// decideRole waits until the member leads or another member does (or the
+// cluster is paused with no leader), and reports whether it did before the
+// controller was asked to stop.
+func (l *loop) decideRole() bool {
+	c := l.c
+	for {
+		if l.snapshot {
+			other := l.master.ID != "" && l.master.ID != c.id
+			if other || (l.master.ID == "" && l.paused) {
+				l.setRole(coordinator.RoleSlave)
+				return true
+			}
+		}
+		select {
+		case <-c.stopCh:
+			return false
+		case <-c.coord.Done():
+			l.sessionLost()
+			return false
+		case r := <-l.campaign:
+			l.campaign = nil
+			if r.err != nil {
+				l.campaignFailed(r.err)
+				return false
+			}
+			l.becomeMaster(r.lead)
+			return true
+		case ev, ok := <-l.watch:
+			if !ok {
+				l.sessionLost()
+				return false
+			}
+			l.apply(ev)
+		}
+	}
+}
+
+func (l *loop) campaignFailed(err error) {
+	if l.c.coord.Err() != nil {
+		l.sessionLost()
+		return
+	}
+	l.stop(ExitBackendUnavailable, fmt.Errorf("campaign: %w", err))
+}
+
+// loop handles changes until the controller is asked to stop.
+func (l *loop) loop() {
+	c := l.c
+	for {
+		select {
+		case <-c.stopCh: // a stop wins over changes that came at the same time
+			return
+		default:
+		}
+		select {
+		case <-c.stopCh:
+			return
+		case <-c.coord.Done():
+			l.sessionLost()
+			return
+		case <-l.leadDone:
+			if !l.leadershipLost() {
+				return
+			}
+		case r := <-l.campaign:
+			l.campaign = nil
+			if r.err != nil {
+				l.campaignFailed(r.err)
+				return
+			}
+			l.promote(r.lead)
+		case ev, ok := <-l.watch:
+			if !ok {
+				l.sessionLost()
+				return
+			}
+			l.apply(ev)
+			l.drainWatch()
+			if !l.changed() {
+				return
+			}
+		case a := <-l.activeCh:
+			if !l.activeChanged(a) {
+				return
+			}
+		}
+	}
+}
+
+// drainWatch applies the events already waiting, so that the hooks see
+// the latest state.
+func (l *loop) drainWatch() {
+	for i := 0; i < 1000; i++ {
+		select {
+		case ev, ok := <-l.watch:
+			if !ok {
+				return // the next receive in loop sees the close
+			}
+			l.apply(ev)
+		default:
+			return
+		}
+	}
+}
+
+// apply updates the loop's view of the cluster with ev.
+func (l *loop) apply(ev coordinator.Event) {
+	switch ev.Type {
+	case coordinator.EventMemberJoined, coordinator.EventMemberUpdated:
+		l.members[ev.Member.ID] = ev.Member
+	case coordinator.EventMemberLeft:
+		delete(l.members, ev.Member.ID)
+	case coordinator.EventLeaderChanged:
+		l.master = ev.Leader
+		l.snapshot = true
+	case coordinator.EventNoLeader:
+		l.master = coordinator.Leader{}
+		l.snapshot = true
+	case coordinator.EventPaused:
+		l.paused = true
+	case coordinator.EventResumed:
+		l.paused = false
+	case coordinator.EventSwitchover:
+		l.switchoverTo = ev.SwitchoverTo
+	case coordinator.EventSwitchoverCleared:
+		l.switchoverTo = ""
+	}
+	l.c.setStatus(func(s *Status) {
+		s.Paused = l.paused
+		s.Master = l.masterID()
+		s.Token = l.token()
+	})
+	if l.role != coordinator.RoleMaster {
+		l.c.metrics.token.Set(float64(l.token()))
+	}
+}
+
+// changed runs the hooks for what changed since the hooks were last told,
+// and hands over on a switchover request. It reports whether to go on.
+func (l *loop) changed() bool {
+	c := l.c
+	if l.role == coordinator.RoleMaster && l.switchoverTo != "" && l.switchoverTo != c.id {
+		l.handOver()
+	}
+	var removed, added []coordinator.Member
+	for id, m := range l.hookedMembers {
+		if _, ok := l.members[id]; !ok && id != c.id {
+			removed = append(removed, m)
+		}
+	}
+	for id, m := range l.members {
+		if _, ok := l.hookedMembers[id]; !ok && id != c.id {
+			added = append(added, m)
+		}
+	}
+	l.hookedMembers = map[string]coordinator.Member{}
+	for id, m := range l.members {
+		l.hookedMembers[id] = m
+	}
+	sortByID(removed)
+	sortByID(added)
+	if len(removed) > 0 {
+		l.runHooks(HookMembersRemoved, l.role, added, removed)
+	}
+	if len(added) > 0 {
+		l.runHooks(HookMembersAdded, l.role, added, removed)
+	}
+	if m := l.masterID(); l.role == coordinator.RoleSlave && m != "" && m != c.id && m != l.hookedMaster {
+		l.hookedMaster = m
+		l.runHooks(HookMasterChanged, l.role, nil, nil)
+	}
+	return true
+}
+
+// promote makes a slave that won the campaign master.
+func (l *loop) promote(lead coordinator.Leadership) {
+	c := l.c
+	select {
+	case <-lead.Done():
+		c.log.Warn("leadership ended before it could be taken up", "token", lead.Token(), "err", lead.Err())
+		l.startCampaign()
+		return
+	default:
+	}
+	l.becomeMaster(lead)
+	c.metrics.transitions.Inc()
+	if err := l.publish(l.bctx, l.record.State); err != nil {
+		c.log.Warn("publish role", "err", err)
+	}
+	l.runHooks(HookTransitionSlaveToMaster, coordinator.RoleSlave, nil, nil)
+	c.notifyRole(coordinator.RoleMaster, lead.Token(), lead)
+}
+
+// becomeMaster records lead and watches it for the extensions.
+func (l *loop) becomeMaster(lead coordinator.Leadership) {
+	c := l.c
+	l.lead, l.leadDone = lead, lead.Done()
+	l.hookedMaster = c.id
+	l.setRole(coordinator.RoleMaster)
+	c.log.Info("leading", "token", lead.Token())
+	c.metrics.isMaster.Set(1)
+	c.metrics.token.Set(float64(lead.Token()))
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		select {
+		case <-lead.Done():
+			c.metrics.isMaster.Set(0)
+			c.notifyRole(coordinator.RoleSlave, 0, nil)
+		case <-l.quit:
+		}
+	}()
+}
+
+// dropLeadership forgets the current term.
+func (l *loop) dropLeadership() coordinator.Leadership {
+	lead := l.lead
+	l.lead, l.leadDone = nil, nil
+	l.setRole(coordinator.RoleSlave)
+	return lead
+}
+
+// leadershipLost handles the end of a term this member did not resign, and
+// reports whether to go on.
+func (l *loop) leadershipLost() bool {
+	c := l.c
+	lead := l.dropLeadership()
+	cause := lead.Err()
+	c.log.Warn("leadership lost", "token", lead.Token(), "err", cause, "action", c.cfg.OnLeadershipLost)
+	if c.coord.Err() != nil {
+		l.sessionLost()
+		return false
+	}
+	c.metrics.transitions.Inc()
+	if err := l.publish(l.bctx, l.record.State); err != nil {
+		c.log.Warn("publish role", "err", err)
+	}
+	switch c.cfg.OnLeadershipLost {
+	case LeadershipLostExit:
+		l.stop(ExitLeadershipLost, fmt.Errorf("leadership lost: %w", cause))
+		return false
+	case LeadershipLostRestart:
+		if c.svc != nil {
+			l.stopService()
+		}
+		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+		c.notifyRole(coordinator.RoleSlave, 0, nil)
+		if c.svc != nil {
+			if err := l.startService(); err != nil {
+				l.fail(startExitCode(err), err)
+				return false
+			}
+		}
+	default:
+		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+		c.notifyRole(coordinator.RoleSlave, 0, nil)
+	}
+	l.startCampaign()
+	return true
+}
+
+// handOver demotes this master for a switchover, then resigns.
+func (l *loop) handOver() {
+	c := l.c
+	c.log.Info("switchover requested, handing over", "to", l.switchoverTo)
+	lead := l.dropLeadership()
+	c.metrics.transitions.Inc()
+	if err := l.publish(l.bctx, l.record.State); err != nil {
+		c.log.Warn("publish role", "err", err)
+	}
+	l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+	c.notifyRole(coordinator.RoleSlave, 0, nil)
+	ctx, cancel := context.WithTimeout(l.bctx, backendTimeout)
+	defer cancel()
+	if err := lead.Resign(ctx); err != nil {
+		c.log.Warn("resign", "err", err)
+	}
+	l.startCampaign()
+}
+
+// startCampaign campaigns in the background; the result comes on
+// l.campaign.
+func (l *loop) startCampaign() {
+	if l.campaign != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(l.bctx)
+	ch := make(chan campaignResult, 1)
+	l.campaign, l.campaignCancel = ch, cancel
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		lead, err := l.c.coord.Campaign(ctx)
+		ch <- campaignResult{lead, err}
+	}()
+}
+
+func (l *loop) setRole(r coordinator.Role) {
+	l.role = r
+	l.record.Role = r
+	l.record.Token = 0
+	if r == coordinator.RoleMaster && l.lead != nil {
+		l.record.Token = l.lead.Token()
+	}
+	l.c.setStatus(func(s *Status) {
+		s.Role = r
+		s.Master = l.masterID()
+		s.Token = l.token()
+	})
+}
+
+// masterID is the current master's id, as far as known.
+func (l *loop) masterID() string {
+	if l.role == coordinator.RoleMaster {
+		return l.c.id
+	}
+	if l.master.ID == l.c.id {
+		return "" // this member's own term, being handed over or lost
+	}
+	return l.master.ID
+}
+
+// token is the fencing token of the current master's term.
+func (l *loop) token() int64 {
+	if l.role == coordinator.RoleMaster && l.lead != nil {
+		return l.lead.Token()
+	}
+	if l.master.ID == l.c.id {
+		return 0
+	}
+	return l.master.Token
+}
+
+// roleToken is the token given to extensions: this member's own term, 0
+// for a slave.
+func (l *loop) roleToken() int64 {
+	if l.role == coordinator.RoleMaster && l.lead != nil {
+		return l.lead.Token()
+	}
+	return 0
+}
+
+// publish registers the member's record with state.
+func (l *loop) publish(ctx context.Context, state coordinator.State) error {
+	l.record.State = state
+	l.c.setStatus(func(s *Status) { s.State = state })
+	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	defer cancel()
+	if err := l.c.coord.Register(ctx, l.record); err != nil {
+		return err
+	}
+	return nil
+}
+
+// event builds the HookEvent for name.
+func (l *loop) event(name HookName, prev coordinator.Role, added, removed []coordinator.Member) HookEvent {
+	c := l.c
+	members := map[string]coordinator.Member{}
+	for id, m := range l.members {
+		members[id] = m
+	}
+	members[c.id] = l.record
+	mid := l.masterID()
+	master, ok := members[mid]
+	if !ok {
+		master = coordinator.Member{ID: mid}
+	}
+	cl := c.coord.Cluster()
+	return HookEvent{
+		Name:         name,
+		Role:         l.role,
+		PreviousRole: prev,
+		InstanceID:   c.id,
+		Environment:  cl.Environment,
+		Service:      cl.Service,
+		Master:       master,
+		Token:        l.token(),
+		Members:      sortedMembers(members),
+		Added:        added,
+		Removed:      removed,
+		Stdout:       c.cfg.Stdout,
+		Stderr:       c.cfg.Stderr,
+	}
+}
+
+// runHooks runs the hooks of name in order, each with its timeout, and
+// returns the first failure. The hooks' context is never cancelled by a
+// stop or a later change, only by the timeout.
+func (l *loop) runHooks(name HookName, prev coordinator.Role, added, removed []coordinator.Member) error {
+	c := l.c
+	hooks := c.cfg.Hooks[name]
+	ev := l.event(name, prev, added, removed)
+	if len(hooks) == 0 {
+		c.log.Debug("no hook", "hook", name, "role", ev.Role)
+		return nil
+	}
+	for i, h := range hooks {
+		timeout := c.cfg.HookTimeout
+		if t, ok := h.(timeoutHook); ok {
+			timeout = t.timeout
+		}
+		ctx, cancel := clockTimeout(context.WithoutCancel(l.bctx), c.cfg.Clock, timeout)
+		start := time.Now()
+		c.metrics.hookRuns.WithLabelValues(string(name)).Inc()
+		err := h.RunHook(ctx, ev)
+		cancel()
+		if err != nil {
+			c.metrics.hookFailures.WithLabelValues(string(name)).Inc()
+			err = fmt.Errorf("hook %s[%d]: %w", name, i, err)
+			c.log.Error("hook failed", "hook", name, "index", i, "role", ev.Role, "duration", time.Since(start), "err", err)
+			return err
+		}
+		c.log.Info("hook ran", "hook", name, "index", i, "role", ev.Role, "duration", time.Since(start))
+	}
+	return nil
+}
+
+// startService starts the service and the port probes.
+func (l *loop) startService() error {
+	c := l.c
+	ev := l.event("", coordinator.RoleNone, nil, nil)
+	p, err := c.svc.start(ev.serviceEnviron())
+	if err != nil {
+		return err
+	}
+	c.log.Info("service started", "pid", p.Pid, "role", l.role)
+	if err := l.publish(l.bctx, coordinator.StateRunning); err != nil {
+		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
+	}
+	if len(c.cfg.PortsWhenActive) > 0 {
+		ctx, cancel := context.WithCancel(l.bctx)
+		l.pollCancel = cancel
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.probePorts(ctx)
+		}()
+	}
+	return nil
+}
+
+// stopService stops the port probes and the service, and returns the
+// service's exit code (ok false when there was no service).
+func (l *loop) stopService() (code int, ok bool) {
+	if l.pollCancel != nil {
+		l.pollCancel()
+		l.pollCancel = nil
+	}
+	st, ok := l.c.svc.stop()
+	if ok {
+		l.c.log.Info("service stopped", "status", st.String())
+	}
+	return st.ExitCode(), ok
+}
+
+// probePorts reports on l.activeCh each time the ports all start or stop
+// accepting connections, probing every ActiveCheckInterval on the clock.
+func (l *loop) probePorts(ctx context.Context) {
+	c := l.c
+	active := false
+	for {
+		open := portsOpen(ctx, c.cfg.PortsWhenActive)
+		if open != active {
+			select {
+			case l.activeCh <- open:
+				active = open
+			case <-ctx.Done():
+				return
+			}
+		}
+		t := c.cfg.Clock.NewTimer(c.cfg.ActiveCheckInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// portsOpen reports whether every port accepts a TCP connection on
+// localhost.
+func portsOpen(ctx context.Context, ports []int) bool {
+	for _, p := range ports {
+		d := net.Dialer{Timeout: time.Second}
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("localhost", strconv.Itoa(p)))
+		if err != nil {
+			return false
+		}
+		conn.Close()
+	}
+	return true
+}
+
+// activeChanged handles the ports opening or closing, and reports whether to
+// go on.
+func (l *loop) activeChanged(open bool) bool {
+	c := l.c
+	if open {
+		c.log.Info("active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
+		if err := l.publish(l.bctx, coordinator.StateActive); err != nil {
+			c.log.Warn("publish state", "state", coordinator.StateActive, "err", err)
+		}
+		l.runHooks(HookBecameActive, l.role, nil, nil)
+		return true
+	}
+	c.log.Warn("no longer active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
+	if err := l.publish(l.bctx, coordinator.StateRunning); err != nil {
+		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
+	}
+	if c.cfg.TerminateWhenNoLongerActive {
+		l.stop(useServiceCode, nil)
+		return false
+	}
+	return true
+}
+
+// shutdown is the ordered stop: stopping hook, the service and its whole
+// group, then the state; Run resigns and closes after every actor returned.
+func (l *loop) shutdown() {
+	c := l.c
+	if l.campaignCancel != nil {
+		l.campaignCancel()
+	}
+	if l.watchCancel != nil {
+		l.watchCancel()
+	}
+	state := coordinator.StateStopping
+	if c.Status().State == coordinator.StateFailed {
+		state = coordinator.StateFailed
+	}
+	if c.coord.Err() == nil {
+		if err := l.publish(l.bctx, state); err != nil {
+			c.log.Warn("publish state", "state", state, "err", err)
+		}
+	}
+	if l.started {
+		l.runHooks(HookStopping, l.role, nil, nil)
+	}
+	code, ran := ExitOK, false
+	if c.svc != nil {
+		code, ran = l.stopService()
+		c.svc.done()
+	}
+	close(l.quit)
+	l.wg.Wait()
+	if l.campaign != nil {
+		if r := <-l.campaign; r.lead != nil && l.lead == nil {
+			l.lead = r.lead // won while stopping: Run resigns it
+		}
+	}
+	c.lead = l.lead
+	if c.stopCode != useServiceCode {
+		code = c.stopCode
+	} else if !ran {
+		code = ExitOK
+	}
+	c.exitCode = code
+	if c.stopErr != nil {
+		state = coordinator.StateFailed
+	} else {
+		state = coordinator.StateStopped
+	}
+	if c.coord.Err() == nil {
+		if err := l.publish(l.bctx, state); err != nil {
+			c.log.Warn("publish state", "state", state, "err", err)
+		}
+	}
+}
+
+func sortByID(ms []coordinator.Member) {
+	if len(ms) < 2 {
+		return
+	}
+	sorted := sortedMembers(toMap(ms))
+	copy(ms, sorted)
+}
+
+func toMap(ms []coordinator.Member) map[string]coordinator.Member {
+	m := make(map[string]coordinator.Member, len(ms))
+	for _, x := range ms {
+		m[x.ID] = x
+	}
+	return m
+}
