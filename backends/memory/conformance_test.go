@@ -52,14 +52,14 @@ func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 	t.Helper()
 	c := cc.(*Coordinator)
 	c.Crash()
-	advanceUntil(t, h.store, h.clk, h.cfg.RenewInterval/2, func() bool { return !h.store.aliveLocked(c.lease) })
+	advanceUntil(t, h.store, h.clk, h.cfg.RenewInterval/2, time.Time{}, func() bool { return !h.store.aliveLocked(c.lease) })
 }
 
-// advanceUntil advances clk by step until done (called under the store's
-// lock) holds, waiting after each step until every living, connected
+// advanceUntil advances clk by step (at most; never past limit, when limit
+// is not zero) until done (called under the store's lock) holds, waiting after each step until every living, connected
 // member has renewed whatever renewal became due, as real members would
 // have in that time.
-func advanceUntil(t *testing.T, s *Store, clk *clock.Fake, step time.Duration, done func() bool) {
+func advanceUntil(t *testing.T, s *Store, clk *clock.Fake, step time.Duration, limit time.Time, done func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -78,7 +78,11 @@ func advanceUntil(t *testing.T, s *Store, clk *clock.Fake, step time.Duration, d
 			time.Sleep(time.Millisecond) // bounded poll for the renewing goroutines
 			continue
 		}
-		clk.Advance(step)
+		d := step
+		if !limit.IsZero() {
+			d = min(d, limit.Sub(clk.Now()))
+		}
+		clk.Advance(d)
 	}
 }
 
