@@ -672,11 +672,7 @@ func (l *loop) shutdown() {
 	if c.Status().State == coordinator.StateFailed {
 		state = coordinator.StateFailed
 	}
-	if c.coord.Err() == nil {
-		if err := l.publish(l.bctx, state); err != nil {
-			c.log.Warn("publish state", "state", state, "err", err)
-		}
-	}
+	l.finalState(state)
 	if l.started {
 		l.runHooks(HookStopping, l.role, nil, nil)
 	}
@@ -704,10 +700,18 @@ func (l *loop) shutdown() {
 	} else {
 		state = coordinator.StateStopped
 	}
-	if c.coord.Err() == nil {
-		if err := l.publish(l.bctx, state); err != nil {
-			c.log.Warn("publish state", "state", state, "err", err)
-		}
+	l.finalState(state)
+}
+
+// finalState sets the state, and publishes it while the session lives.
+func (l *loop) finalState(state coordinator.State) {
+	l.record.State = state
+	l.c.setStatus(func(s *Status) { s.State = state })
+	if l.c.coord.Err() != nil {
+		return
+	}
+	if err := l.publish(l.bctx, state); err != nil {
+		l.c.log.Warn("publish state", "state", state, "err", err)
 	}
 }
 

@@ -1,0 +1,96 @@
+package lifecycle_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccctl/ccctl/backends/memory"
+	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/lifecycle"
+)
+
+// TestMain lets a test run the test binary as a "ccctl" process: with
+// LIFECYCLE_TEST_CCCTL=1 it runs ccctlMain instead of the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("LIFECYCLE_TEST_CCCTL") == "1" {
+		os.Exit(ccctlMain())
+	}
+	os.Exit(m.Run())
+}
+
+// ccctlMain is a ccctl entrypoint: one member on the memory backend with
+// the real clock, reaping children, its service and grace period taken from
+// LT_SERVICE (JSON argv) and LT_GRACE. With LT_ORPHANS=N it waits, after
+// Run, until N orphans were reaped (at most 10 s) and prints its pid, the
+// orphans reaped and the zombies left among its children.
+func ccctlMain() int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var argv []string
+	if err := json.Unmarshal([]byte(os.Getenv("LT_SERVICE")), &argv); err != nil {
+		log.Error("LT_SERVICE", "err", err)
+		return lifecycle.ExitBadConfig
+	}
+	grace, err := time.ParseDuration(os.Getenv("LT_GRACE"))
+	if err != nil {
+		grace = 0
+	}
+	co, err := memory.New(memory.NewStore(), memory.Config{Cluster: testCluster, ID: "ccctl", Logger: log})
+	if err != nil {
+		log.Error("memory.New", "err", err)
+		return lifecycle.ExitBackendUnavailable
+	}
+	ctl, err := lifecycle.New(lifecycle.Config{
+		Coordinator: co,
+		Service:     lifecycle.Service{Argv: argv},
+		GracePeriod: grace,
+		Logger:      log,
+		Reap:        true,
+	})
+	if err != nil {
+		log.Error("lifecycle.New", "err", err)
+		return lifecycle.ExitBadConfig
+	}
+	code, err := ctl.Run(context.Background())
+	if err != nil {
+		log.Error("run", "err", err)
+	}
+	if n, _ := strconv.Atoi(os.Getenv("LT_ORPHANS")); n > 0 {
+		orphans, _ := proc.EnableReaping() // already enabled: returns the counter
+		deadline := time.Now().Add(10 * time.Second)
+		for orphans() < int64(n) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Printf("pid=%d orphans=%d zombies=%d\n", os.Getpid(), orphans(), zombies())
+	}
+	return code
+}
+
+// zombies counts the zombies among this process's children.
+func zombies() int {
+	entries, _ := os.ReadDir("/proc")
+	n := 0
+	me := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 > len(s) {
+			continue
+		}
+		f := strings.Fields(s[i+2:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == me {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,185 @@
+package lifecycle_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ccctlProcess is the test binary running ccctlMain.
+type ccctlProcess struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan struct{}
+	code   int
+}
+
+// startCcctl starts a "ccctl" process supervising the shell script service,
+// prefixed by wrapper (for example unshare).
+func startCcctl(t *testing.T, service string, grace time.Duration, orphans int, wrapper ...string) *ccctlProcess {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := json.Marshal([]string{"/bin/sh", "-c", service})
+	args := append(append([]string(nil), wrapper...), self, "-test.run=^$")
+	p := &ccctlProcess{done: make(chan struct{})}
+	p.cmd = exec.Command(args[0], args[1:]...)
+	p.cmd.Env = append(os.Environ(),
+		"LIFECYCLE_TEST_CCCTL=1",
+		"LT_SERVICE="+string(argv),
+		"LT_GRACE="+grace.String(),
+		"LT_ORPHANS="+strconv.Itoa(orphans),
+	)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start ccctl: %v", err)
+	}
+	go func() {
+		defer close(p.done)
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode()
+		default:
+			p.code = -1
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("ccctl stderr:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *ccctlProcess) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(waitTimeout):
+		t.Fatalf("ccctl did not exit within %v", waitTimeout)
+		return 0
+	}
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	waitFor(t, filepath.Base(path), func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+}
+
+// TestSIGTERMToCcctl: the service gets SIGTERM and ccctl exits with the
+// service's code.
+func TestSIGTERMToCcctl(t *testing.T) {
+	dir := t.TempDir()
+	p := startCcctl(t, fmt.Sprintf(`trap 'echo term > %[1]s/term; exit 42' TERM; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
+	waitFile(t, dir+"/ready")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 42 {
+		t.Errorf("ccctl exit code: got %d; want 42 (the service's)", code)
+	}
+	if b, err := os.ReadFile(dir + "/term"); err != nil || string(b) != "term\n" {
+		t.Errorf("service's SIGTERM trap: got %q, %v; want it to have run", b, err)
+	}
+}
+
+// TestSIGTERMIgnored: a service that ignores SIGTERM is killed after the
+// grace period, and its grandchildren are gone too.
+func TestSIGTERMIgnored(t *testing.T) {
+	dir := t.TempDir()
+	const grace = 500 * time.Millisecond
+	p := startCcctl(t, fmt.Sprintf(`trap '' TERM; sleep 600 & echo $! > %[1]s/gc; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), grace, 0)
+	waitFile(t, dir+"/ready")
+	b, err := os.ReadFile(dir + "/gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := p.wait(t)
+	took := time.Since(sent)
+	if code != 128+int(syscall.SIGKILL) {
+		t.Errorf("ccctl exit code: got %d; want %d (killed)", code, 128+int(syscall.SIGKILL))
+	}
+	if took < grace {
+		t.Errorf("time from SIGTERM to exit: got %v; want at least the grace period %v", took, grace)
+	}
+	t.Logf("SIGTERM to exit: %v (grace %v)", took, grace)
+	if err := syscall.Kill(gc, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("grandchild %d after ccctl exited: kill(0) got %v; want ESRCH (gone)", gc, err)
+	}
+}
+
+// orphanService orphans 100 short-lived grandchildren, then exits with 3.
+const orphanService = `i=0; while [ $i -lt 100 ]; do (sleep 0.01 &); i=$((i+1)); done; sleep 0.5; exit 3`
+
+// TestOrphansReaped: a service that orphans 100 short-lived grandchildren
+// leaves no zombie, with ccctl as child subreaper and as PID 1 of a new
+// PID namespace.
+func TestOrphansReaped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wrapper []string
+		pid1    bool
+	}{
+		{"subreaper", nil, false},
+		{"pid 1", []string{"unshare", "--pid", "--fork", "--mount-proc"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.pid1 {
+				if out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").CombinedOutput(); err != nil {
+					t.Skipf("unshare does not work here: %v: %s", err, out)
+				}
+			}
+			p := startCcctl(t, orphanService, time.Second, 100, tc.wrapper...)
+			if code := p.wait(t); code != 3 {
+				t.Errorf("ccctl exit code: got %d; want 3 (the service's)", code)
+			}
+			var pid, orphans, zombies int
+			if _, err := fmt.Sscanf(p.stdout.String(), "pid=%d orphans=%d zombies=%d", &pid, &orphans, &zombies); err != nil {
+				t.Fatalf("ccctl report %q: %v", p.stdout.String(), err)
+			}
+			if tc.pid1 != (pid == 1) {
+				t.Errorf("ccctl pid: got %d; want pid 1: %v", pid, tc.pid1)
+			}
+			if orphans < 100 {
+				t.Errorf("orphans reaped: got %d; want at least 100", orphans)
+			}
+			if zombies != 0 {
+				t.Errorf("zombies left: got %d; want 0", zombies)
+			}
+		})
+	}
+}
