@@ -83,6 +83,11 @@ func NewRootCommand() *cobra.Command {
 	config.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newRunCommand(),
+		newStatusCommand(),
+		newLeaderCommand(),
+		newSwitchoverCommand(),
+		newPauseCommand(true),
+		newPauseCommand(false),
 		newHealthCommand(),
 		newEtcdCommand(),
 		newVersionCommand(),

@@ -246,6 +246,9 @@ func (l *loader) load() *Config {
 	}
 	c.AdvertiseAddress = l.str(KeyAdvertiseAddress)
 	c.TTL = l.duration(KeyTTL, MinTTL)
+	if c.TTL >= MinTTL && c.TTL%time.Second != 0 {
+		l.fail("%s: %q: want whole seconds (etcd leases count seconds)", l.source(KeyTTL), l.str(KeyTTL))
+	}
 	c.GracePeriod = l.duration(KeyGracePeriod, 0)
 	c.LeadershipLostAction = l.oneOf(KeyLeadershipLostAction, "demote", "restart", "exit")
 	for _, p := range l.list(KeyPortsWhenActive) {

@@ -252,6 +252,7 @@ func TestInvalid(t *testing.T) {
 	}{
 		{"port", map[string]string{"ETCD_PORT": "abc"}, "", `ETCD_PORT: "abc": want a TCP port number from 1 to 65535`},
 		{"ttl", map[string]string{"CCCTL_TTL": "1500ms"}, "", `CCCTL_TTL: "1500ms": want at least 2s`},
+		{"ttl fraction", map[string]string{"CCCTL_TTL": "2.5s"}, "", `CCCTL_TTL: "2.5s": want whole seconds`},
 		{"ttl in file", nil, "ttl: 1s\n", `ccctl.yaml: ttl: "1s": want at least 2s`},
 		{"duration", map[string]string{"CCCTL_GRACE_PERIOD": "soon"}, "", `CCCTL_GRACE_PERIOD: "soon": want a duration`},
 		{"boolean", map[string]string{"TERMINATE_WHEN_NO_LONGER_ACTIVE": "maybe"}, "", `TERMINATE_WHEN_NO_LONGER_ACTIVE: "maybe": want true or false`},

@@ -1,0 +1,441 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/backends/etcd"
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/config"
+)
+
+// clusterHandle is the CLI's own handle on a cluster: a session of its own
+// that never registers as a member.
+type clusterHandle struct {
+	cfg   *config.Config
+	cli   *clientv3.Client
+	coord *etcd.Coordinator
+}
+
+// openCluster connects to the configured etcd. A missing etcd configuration
+// exits with 2, an etcd that does not answer in time with 3.
+func openCluster(ctx context.Context, cmd *cobra.Command) (*clusterHandle, error) {
+	cfg, err := loadConfig(cmd.Flags())
+	if err != nil {
+		return nil, err
+	}
+	name := cmd.Name()
+	if !cfg.UsesEtcd() {
+		return nil, withCode(exitUsage, fmt.Errorf("%s: no etcd configured; want ETCD_ENDPOINTS or ETCD_HOST(S)", name))
+	}
+	log := newLogger(cmd.ErrOrStderr(), cfg)
+	ecfg := etcdConfig(cfg, log)
+	ecfg.ID = cliID()
+	cli, err := etcd.NewClient(ctx, ecfg)
+	if err != nil {
+		return nil, backendError(name, err)
+	}
+	coord, err := etcd.NewWithClient(ctx, cli, ecfg)
+	if err != nil {
+		cli.Close()
+		return nil, backendError(name, err)
+	}
+	return &clusterHandle{cfg: cfg, cli: cli, coord: coord}, nil
+}
+
+// etcdConfig maps the settings to the etcd backend's configuration.
+func etcdConfig(cfg *config.Config, log *slog.Logger) etcd.Config {
+	return etcd.Config{
+		Endpoints:   cfg.Etcd.Endpoints,
+		DialTimeout: cfg.Etcd.DialTimeout,
+		CACert:      cfg.Etcd.CACert,
+		Cert:        cfg.Etcd.Cert,
+		Key:         cfg.Etcd.Key,
+		Username:    cfg.Etcd.Username,
+		Password:    cfg.Etcd.Password,
+		Prefix:      cfg.Etcd.Prefix,
+		Cluster:     cfg.Cluster,
+		ID:          cfg.InstanceID,
+		TTL:         cfg.TTL,
+		Logger:      log,
+	}
+}
+
+func backendError(op string, err error) error {
+	switch {
+	case errors.Is(err, coordinator.ErrInvalidConfig):
+		return withCode(exitUsage, fmt.Errorf("%s: %w", op, err))
+	case errors.Is(err, coordinator.ErrUnavailable):
+		return withCode(exitBackend, fmt.Errorf("%s: %w", op, err))
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// cliID is the id of the CLI's session: never a member's.
+func cliID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "ccctl-cli-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
+}
+
+// Close ends the CLI's session and its connection.
+func (h *clusterHandle) Close() {
+	h.coord.Close()
+	h.cli.Close()
+}
+
+// commandContext is the command's context, cancelled on SIGINT or SIGTERM.
+func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+// memberView is one member as status shows it.
+type memberView struct {
+	coordinator.Member
+	Master      bool    `json:"master"`
+	UptimeSec   float64 `json:"uptime_seconds"`
+	LeaseLeftSc int64   `json:"lease_seconds_left"`
+}
+
+// clusterView is what status shows.
+type clusterView struct {
+	Environment string       `json:"environment"`
+	Service     string       `json:"service"`
+	Master      string       `json:"master"`
+	Token       int64        `json:"token"`
+	Paused      bool         `json:"paused"`
+	Members     []memberView `json:"members"`
+}
+
+// view reads the cluster, keeping the members that pass the filters.
+func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterView, error) {
+	v := clusterView{Environment: h.cfg.Cluster.Environment, Service: h.cfg.Cluster.Service, Members: []memberView{}}
+	leader, err := h.coord.Leader(ctx)
+	if err != nil && !errors.Is(err, coordinator.ErrNoLeader) {
+		return v, err
+	}
+	v.Master, v.Token = leader.ID, leader.Token
+	if v.Paused, err = h.coord.Paused(ctx); err != nil {
+		return v, err
+	}
+	ms, err := h.coord.Members(ctx)
+	if err != nil {
+		return v, err
+	}
+	leases := h.leases(ctx)
+	now := time.Now()
+	for _, m := range ms {
+		if role != "" && string(m.Role) != role || state != "" && string(m.State) != state {
+			continue
+		}
+		mv := memberView{Member: m, Master: m.ID == leader.ID, LeaseLeftSc: -1}
+		if !m.StartedAt.IsZero() {
+			mv.UptimeSec = now.Sub(m.StartedAt).Truncate(time.Second).Seconds()
+		}
+		if ttl, ok := leases[m.ID]; ok {
+			mv.LeaseLeftSc = ttl
+		}
+		v.Members = append(v.Members, mv)
+	}
+	return v, nil
+}
+
+// leases returns the seconds left on each member record's lease, as etcd
+// reports them; members whose lease could not be read are missing.
+func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
+	out := map[string]int64{}
+	prefix := h.cfg.Etcd.Prefix + "/" + h.cfg.Cluster.Environment + "/" + h.cfg.Cluster.Service + "/members/"
+	resp, err := h.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return out
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease == 0 {
+			continue
+		}
+		t, err := h.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err == nil && t.TTL >= 0 {
+			out[strings.TrimPrefix(string(kv.Key), prefix)] = t.TTL
+		}
+	}
+	return out
+}
+
+func newStatusCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [-o table|json] [--watch] [--service S] [--role R] [--state S]",
+		Short: "Show the members of a cluster",
+		Long: "status lists the members of the cluster named by ENVIRONMENT and SERVICE (or\n" +
+			"--environment and --service): id, host, role, state, ports, fencing token,\n" +
+			"uptime and lease left. --watch redraws whenever the cluster changes.",
+		Args: usageArgs(cobra.NoArgs),
+	}
+	output := cmd.Flags().StringP("output", "o", "table", "output format: table or json")
+	watch := cmd.Flags().BoolP("watch", "w", false, "redraw on every change until interrupted")
+	role := cmd.Flags().String("role", "", "only members of this role: master or slave")
+	state := cmd.Flags().String("state", "", "only members in this state")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *output != "table" && *output != "json" {
+			return withCode(exitUsage, fmt.Errorf("status: -o %q: want table or json", *output))
+		}
+		if *role != "" && *role != string(coordinator.RoleMaster) && *role != string(coordinator.RoleSlave) {
+			return withCode(exitUsage, fmt.Errorf("status: --role %q: want master or slave", *role))
+		}
+		if *state != "" && !knownState(*state) {
+			return withCode(exitUsage, fmt.Errorf("status: --state %q: want one of starting, initializing, running, active, stopping, stopped, failed", *state))
+		}
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		h, err := openCluster(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		out := cmd.OutOrStdout()
+		show := func() error {
+			v, err := h.view(ctx, *role, *state)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			if *output == "json" {
+				return json.NewEncoder(out).Encode(v)
+			}
+			return printTable(out, v, time.Now())
+		}
+		if !*watch {
+			return show()
+		}
+		return watchCluster(ctx, h, out, *output == "table", show)
+	}
+	return cmd
+}
+
+func knownState(s string) bool {
+	switch coordinator.State(s) {
+	case coordinator.StateStarting, coordinator.StateInitializing, coordinator.StateRunning,
+		coordinator.StateActive, coordinator.StateStopping, coordinator.StateStopped, coordinator.StateFailed:
+		return true
+	}
+	return false
+}
+
+// watchCluster calls show once, then after every batch of changes, until
+// ctx is done (exit 0) or the session ends (exit 3).
+func watchCluster(ctx context.Context, h *clusterHandle, out io.Writer, table bool, show func() error) error {
+	events, err := h.coord.Watch(ctx)
+	if err != nil {
+		return backendError("status", err)
+	}
+	tty := isTerminal(out)
+	redraw := func() error {
+		if table {
+			if tty {
+				fmt.Fprint(out, "\033[H\033[2J")
+			} else {
+				fmt.Fprintf(out, "--- %s\n", time.Now().UTC().Format(time.RFC3339))
+			}
+		}
+		return show()
+	}
+	// The stream starts with the current state; wait for it to settle.
+	pending := true
+	settle := time.NewTimer(100 * time.Millisecond)
+	defer settle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-events:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return withCode(exitBackend, fmt.Errorf("status: watch ended: %w", h.coord.Err()))
+			}
+			pending = true
+			settle.Reset(50 * time.Millisecond)
+		case <-settle.C:
+			if pending {
+				pending = false
+				if err := redraw(); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+			}
+		}
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func printTable(w io.Writer, v clusterView, now time.Time) error {
+	master := v.Master
+	if master == "" {
+		master = "none"
+	}
+	paused := ""
+	if v.Paused {
+		paused = "  PAUSED"
+	}
+	fmt.Fprintf(w, "cluster %s/%s  master: %s  token: %d%s\n", v.Environment, v.Service, master, v.Token, paused)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPORTS\tTOKEN\tUPTIME\tLEASE")
+	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].ID < v.Members[j].ID })
+	for _, m := range v.Members {
+		ports := make([]string, len(m.Ports))
+		for i, p := range m.Ports {
+			ports[i] = strconv.Itoa(p)
+		}
+		role := string(m.Role)
+		if m.Master {
+			role += "*"
+		}
+		token, lease := "-", "-"
+		if m.Token != 0 {
+			token = strconv.FormatInt(m.Token, 10)
+		}
+		if m.LeaseLeftSc >= 0 {
+			lease = strconv.FormatInt(m.LeaseLeftSc, 10) + "s"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, dash(m.Host), dash(m.Address), dash(role), dash(string(m.State)),
+			dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newLeaderCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "leader",
+		Short: "Print the master's id (exit 1 when there is none)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			h, err := openCluster(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			l, err := h.coord.Leader(ctx)
+			if errors.Is(err, coordinator.ErrNoLeader) {
+				return withCode(exitFailure, fmt.Errorf("leader: cluster %s has no master", h.cfg.Cluster))
+			}
+			if err != nil {
+				return fmt.Errorf("leader: %w", err)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), l.ID)
+			return err
+		},
+	}
+}
+
+func newSwitchoverCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "switchover [--to ID]",
+		Short: "Ask the master to hand over to another member",
+		Long: "switchover asks the master to hand over to the member --to names, or, without\n" +
+			"--to, to the best other member (active over running, then the lowest id). It\n" +
+			"waits until that member is master, up to --timeout; --wait=false returns at once.",
+		Args: usageArgs(cobra.NoArgs),
+	}
+	to := cmd.Flags().String("to", "", "id of the member that should become master")
+	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
+	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := commandContext(cmd)
+		defer cancel()
+		h, err := openCluster(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		target, err := h.coord.Switchover(ctx, *to)
+		if err != nil {
+			return fmt.Errorf("switchover: %w", err)
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "switchover to %s requested\n", target)
+		if !*wait {
+			return nil
+		}
+		wctx, wcancel := context.WithTimeout(ctx, *timeout)
+		defer wcancel()
+		for {
+			l, err := h.coord.Leader(wctx)
+			if err == nil && l.ID == target {
+				_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
+				return err
+			}
+			select {
+			case <-wctx.Done():
+				return withCode(exitFailure, fmt.Errorf("switchover: %s is not master after %s", target, *timeout))
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return cmd
+}
+
+func newPauseCommand(pause bool) *cobra.Command {
+	use, short := "pause", "Suspend automatic role changes in the cluster (maintenance)"
+	if !pause {
+		use, short = "resume", "Allow automatic role changes again"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			h, err := openCluster(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			op, done := h.coord.Pause, "paused"
+			if !pause {
+				op, done = h.coord.Resume, "resumed"
+			}
+			if err := op(ctx); err != nil {
+				return fmt.Errorf("%s: %w", use, err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "cluster %s %s\n", h.cfg.Cluster, done)
+			return err
+		},
+	}
+}
