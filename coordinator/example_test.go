@@ -86,7 +86,9 @@ func ExampleLeadership_Done() {
 		return
 	}
 	// Closing the session (or losing it) ends the term.
-	go a.Close()
+	if err := a.Close(); err != nil {
+		fmt.Println("close:", err)
+	}
 	<-l.Done()
 	fmt.Println("term over:", l.Err())
 	<-a.Done()

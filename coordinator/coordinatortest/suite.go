@@ -48,9 +48,11 @@ const (
 //	Campaign/CancelledLeavesNoTrace
 //	Campaign/AfterClose            fails with ErrSessionClosed
 //	Campaign/AfterExpire           fails with ErrSessionClosed
+//	Campaign/SessionEndsWhileWaiting  a waiting Campaign returns ErrSessionClosed
 //	Resign/HandsOver               a waiting member takes over at once
 //	Resign/Idempotent
 //	Expire/LeaderReplaced          loss reported before anybody else leads
+//	Expire/OneOfManyTakesOver      of 5 waiting members exactly one takes over
 //	Tokens/StrictlyIncrease        across resign, close and expiry
 //	Watch/StartsWithCurrentState
 //	Watch/LeaderChangesInOrder
@@ -88,6 +90,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		t.Run("CancelledLeavesNoTrace", s.campaignCancelled)
 		t.Run("AfterClose", s.campaignAfterClose)
 		t.Run("AfterExpire", s.campaignAfterExpire)
+		t.Run("SessionEndsWhileWaiting", s.campaignSessionEnds)
 	})
 	t.Run("Resign", func(t *testing.T) {
 		t.Run("HandsOver", s.resignHandsOver)
@@ -95,6 +98,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	})
 	t.Run("Expire", func(t *testing.T) {
 		t.Run("LeaderReplaced", s.expireLeaderReplaced)
+		t.Run("OneOfManyTakesOver", s.expireOneOfMany)
 	})
 	t.Run("Tokens", func(t *testing.T) {
 		t.Run("StrictlyIncrease", s.tokensIncrease)
@@ -708,6 +712,29 @@ func (s suite) campaignAfterExpire(t *testing.T) {
 	wantLeader(t, b, "b", lb.Token())
 }
 
+func (s suite) campaignSessionEnds(t *testing.T) {
+	c := s.cluster(t)
+	a, b, d := c.member("a"), c.member("b"), c.member("d")
+	lead(t, a)
+	chB, ctxB, _ := campaignWatched(t, testContext(t), b)
+	chD, ctxD, _ := campaignWatched(t, testContext(t), d)
+	waiting(t, ctxB, "b")
+	waiting(t, ctxD, "d")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, chB, "b", waitTimeout)
+	if !errors.Is(r.err, coordinator.ErrSessionClosed) {
+		t.Fatalf("waiting Campaign(b) when its session was closed: leadership %v, err %v; want ErrSessionClosed", r.l != nil, r.err)
+	}
+	c.h.Expire(t, d)
+	r = waitResult(t, chD, "d", waitTimeout)
+	if !errors.Is(r.err, coordinator.ErrSessionClosed) {
+		t.Fatalf("waiting Campaign(d) when its session expired: leadership %v, err %v; want ErrSessionClosed", r.l != nil, r.err)
+	}
+	wantLeaderID(t, a, "a")
+}
+
 // --- Resign ---
 
 func (s suite) resignHandsOver(t *testing.T) {
@@ -789,6 +816,65 @@ func (s suite) expireLeaderReplaced(t *testing.T) {
 		t.Errorf("token of b's term = %d; want > %d (a's)", lb.Token(), la.Token())
 	}
 	wantLeader(t, b, "b", lb.Token())
+}
+
+func (s suite) expireOneOfMany(t *testing.T) {
+	c := s.cluster(t)
+	a := c.member("a")
+	la := lead(t, a)
+	w := c.member("w")
+	events, _ := watch(t, w)
+	results := make(chan campaignResult, 5)
+	var ctxs []*watchedContext
+	var fanIn sync.WaitGroup
+	// Registered before the campaigns' cleanups, so it runs after them,
+	// once every campaign has returned.
+	t.Cleanup(func() {
+		if !waitGroup(&fanIn, waitTimeout) {
+			t.Error("campaign results not collected at cleanup")
+		}
+	})
+	for i := 0; i < 5; i++ {
+		m := c.member(fmt.Sprintf("m%d", i))
+		ch, ctx, _ := campaignWatched(t, testContext(t), m)
+		ctxs = append(ctxs, ctx)
+		fanIn.Add(1)
+		go func() {
+			defer fanIn.Done()
+			results <- <-ch
+		}()
+	}
+	for i, ctx := range ctxs {
+		waiting(t, ctx, fmt.Sprintf("m%d", i))
+	}
+	c.h.Expire(t, a)
+	var winner campaignResult
+	select {
+	case winner = <-results:
+	case <-time.After(waitTimeout):
+		t.Fatal("nobody took over from the expired leader")
+	}
+	if winner.err != nil {
+		t.Fatalf("first campaign to return: %v; want leadership", winner.err)
+	}
+	if !isClosed(la.Done()) {
+		t.Fatalf("%s leads while the expired leader's Done is open", winner.id)
+	}
+	wantLeader(t, w, winner.id, winner.l.Token())
+	select {
+	case r := <-results:
+		t.Fatalf("a second campaign returned (%s: leadership %v, err %v) while %s leads", r.id, r.l != nil, r.err, winner.id)
+	default:
+	}
+	// The watcher saw a's term, then the winner's.
+	ev, _ := until(t, events, "leader_changed(a)", func(ev coordinator.Event) bool { return ev.Type == coordinator.EventLeaderChanged })
+	if ev.Leader.ID != "a" || ev.Leader.Token != la.Token() {
+		t.Fatalf("first leader_changed = %s; want leader_changed(a,%d)", describeOne(ev), la.Token())
+	}
+	ev, _ = until(t, events, "leader_changed(winner)", func(ev coordinator.Event) bool { return ev.Type == coordinator.EventLeaderChanged })
+	if ev.Leader.ID != winner.id || ev.Leader.Token != winner.l.Token() {
+		t.Fatalf("second leader_changed = %s; want leader_changed(%s,%d)", describeOne(ev), winner.id, winner.l.Token())
+	}
 }
 
 // --- Tokens ---
