@@ -181,6 +181,21 @@ func (c *Coordinator) renew() {
 		return
 	}
 	c.lastAck = sent
+	c.releaseStaleLocked()
+}
+
+// releaseStaleLocked deletes the leader key of a term of this member that
+// has ended while the key could not be deleted (a Resign while cut off), as
+// a real client retries the deletion once it is connected again.
+func (c *Coordinator) releaseStaleLocked() {
+	s, cl := c.store, c.cl
+	if c.cut || !s.aliveLocked(c.lease) {
+		return
+	}
+	if t := cl.leader; t != nil && t.c == c && t.err != nil {
+		s.vacateLocked(cl)
+		s.electLocked(cl)
+	}
 }
 
 // checkDeadline ends the session when the lease could have expired in the
@@ -284,14 +299,20 @@ func (c *Coordinator) Crash() {
 // (cut false). While cut off, renewals and calls do not reach the store
 // (calls fail with ErrUnavailable) and the member keeps running: it fences
 // itself TTL - Margin after its last acknowledged renewal. A session that
-// ended meanwhile stays ended after reconnection. Partition does nothing
-// after Crash.
+// ended meanwhile stays ended after reconnection; a leadership resigned
+// while cut off is released in the store on reconnection. Partition does
+// nothing after Crash.
 func (c *Coordinator) Partition(cut bool) {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !c.crashed {
-		c.cut = cut
+	if c.crashed {
+		return
+	}
+	c.cut = cut
+	if !cut && c.err == nil {
+		s.expireDueLocked()
+		c.releaseStaleLocked()
 	}
 }
 

@@ -504,3 +504,37 @@ func TestLocalDefault(t *testing.T) {
 		t.Errorf("after Close: term %v, session %v; want ErrResigned, ErrSessionClosed", l.Err(), c.Err())
 	}
 }
+
+// TestResignWhileCutOff: a resignation that cannot reach the store ends the
+// term at once and releases the leader key on reconnection.
+func TestResignWhileCutOff(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.member("a"), e.member("b")
+	la := mustLead(t, a)
+	chB := campaignAsync(t, b)
+	waitingFor(t, e.store, b)
+	a.Partition(true)
+	if err := la.Resign(context.Background()); !errors.Is(err, coordinator.ErrUnavailable) {
+		t.Fatalf("Resign while cut off: %v; want ErrUnavailable", err)
+	}
+	if !closed(la.Done()) || !errors.Is(la.Err(), coordinator.ErrResigned) {
+		t.Fatalf("term after Resign: closed %v, err %v; want closed, ErrResigned", closed(la.Done()), la.Err())
+	}
+	select {
+	case r := <-chB:
+		t.Fatalf("b won (err %v) while a's leader key could not be deleted", r.err)
+	default:
+	}
+	a.Partition(false)
+	select {
+	case r := <-chB:
+		if r.err != nil {
+			t.Fatalf("Campaign(b): %v", r.err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("b did not win after a reconnected")
+	}
+	if closed(a.Done()) {
+		t.Errorf("a's session ended: %v; want alive", a.Err())
+	}
+}
