@@ -43,7 +43,7 @@ func newHarness(t *testing.T) *harness {
 // member is one running Controller.
 type member struct {
 	id    string
-	coord *memory.Coordinator
+	coord *memory.Coordinator // nil on other backends
 	ctl   *lifecycle.Controller
 	log   string // the hook log
 	ext   *recorder
@@ -70,7 +70,16 @@ func (h *harness) newMember(id string, edit func(*lifecycle.Config)) *member {
 		h.t.Fatalf("memory.New(%s): %v", id, err)
 	}
 	h.t.Cleanup(func() { co.Close() })
-	m := &member{id: id, coord: co, log: filepath.Join(h.dir, id+".log"), ext: &recorder{}, done: make(chan struct{})}
+	m := h.newMemberOn(co, edit)
+	m.coord = co
+	return m
+}
+
+// newMemberOn builds a controller on co, which may be of any backend.
+func (h *harness) newMemberOn(co coordinator.Coordinator, edit func(*lifecycle.Config)) *member {
+	h.t.Helper()
+	id := co.ID()
+	m := &member{id: id, log: filepath.Join(h.dir, id+".log"), ext: &recorder{}, done: make(chan struct{})}
 	hooks := map[lifecycle.HookName][]lifecycle.Hook{}
 	for _, n := range lifecycle.HookNames {
 		hooks[n] = []lifecycle.Hook{logHook(m.log)}
