@@ -168,7 +168,7 @@ func (r *Reporter) capture(level sentry.Level, msg string, err error, attrs []sl
 	extra := map[string]any{}
 	for _, a := range attrs {
 		addAttr(extra, "", a, &err)
-		if v := a.Value.Resolve(); promoted[a.Key] && v.Kind() == slog.KindString {
+		if v := a.Value.Resolve(); promoted[a.Key] && v.Kind() != slog.KindGroup {
 			ev.Tags[a.Key] = scrubText(v.String())
 		}
 	}
