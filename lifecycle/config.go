@@ -21,7 +21,9 @@ const (
 	// ExitOK: the controller stopped cleanly with no service to report.
 	ExitOK = 0
 	// ExitFailure: the controller failed for a reason with no code of its
-	// own (an extension or actor failed, the service could not start).
+	// own (an extension or actor failed). A service that cannot be started
+	// gives 127 when its command is not found, 126 when it is not
+	// executable, as a shell does.
 	ExitFailure = 1
 	// ExitBadConfig: the configuration is invalid (New failed).
 	ExitBadConfig = 2
@@ -115,7 +117,7 @@ type Config struct {
 	// and StartedAt are set by the controller.
 	Member coordinator.Member
 	// Service is the supervised command; an empty Argv runs the controller
-	// alone.
+	// alone. Its standard input is /dev/null.
 	Service Service
 	// Hooks are run on each event, in the order of the list; the first to
 	// fail ends the list.
@@ -123,7 +125,7 @@ type Config struct {
 	// HookTimeout bounds each hook (default DefaultHookTimeout).
 	HookTimeout time.Duration
 	// GracePeriod is the time between SIGTERM and SIGKILL when the service
-	// is stopped (default DefaultGracePeriod).
+	// is stopped (default DefaultGracePeriod), measured on the real clock.
 	GracePeriod time.Duration
 	// PortsWhenActive are the local TCP ports that must all accept a
 	// connection before the member is active. Empty: never active.
@@ -132,7 +134,8 @@ type Config struct {
 	// (default DefaultActiveCheckInterval).
 	ActiveCheckInterval time.Duration
 	// TerminateWhenNoLongerActive stops the controller when an active
-	// service stops accepting connections on one of PortsWhenActive.
+	// service stops accepting connections on one of PortsWhenActive; Run
+	// then returns the service's exit code after its stop.
 	TerminateWhenNoLongerActive bool
 	// OnLeadershipLost is what a master does when it loses the leadership
 	// (default LeadershipLostDemote).

@@ -40,6 +40,7 @@ type loop struct {
 
 	activeCh   chan bool
 	pollCancel context.CancelFunc
+	running    bool // the service was started and not stopped since
 	started    bool // the start hook ran
 
 	quit chan struct{} // closed when the loop shuts down
@@ -125,8 +126,15 @@ func (l *loop) run() {
 		l.hookedMembers[id] = m
 	}
 	c.notifyRole(l.role, l.roleToken(), l.lead)
+	select {
+	case <-l.leadDone: // lost during the init hook: demote before the service starts
+		if !l.leadershipLost() {
+			return
+		}
+	default:
+	}
 
-	if c.svc != nil {
+	if c.svc != nil && !l.running {
 		if err := l.startService(); err != nil {
 			l.fail(startExitCode(err), err)
 			return
@@ -383,12 +391,13 @@ func (l *loop) leadershipLost() bool {
 		l.stop(ExitLeadershipLost, fmt.Errorf("leadership lost: %w", cause))
 		return false
 	case LeadershipLostRestart:
-		if c.svc != nil {
+		restart := l.running
+		if restart {
 			l.stopService()
 		}
 		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
 		c.notifyRole(coordinator.RoleSlave, 0, nil)
-		if c.svc != nil {
+		if restart {
 			if err := l.startService(); err != nil {
 				l.fail(startExitCode(err), err)
 				return false
@@ -566,6 +575,7 @@ func (l *loop) startService() error {
 	if err != nil {
 		return err
 	}
+	l.running = true
 	c.log.Info("service started", "pid", p.Pid, "role", l.role)
 	if err := l.publish(l.bctx, coordinator.StateRunning); err != nil {
 		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
@@ -589,6 +599,7 @@ func (l *loop) stopService() (code int, ok bool) {
 		l.pollCancel()
 		l.pollCancel = nil
 	}
+	l.running = false
 	st, ok := l.c.svc.stop()
 	if ok {
 		l.c.log.Info("service stopped", "status", st.String())

@@ -183,3 +183,26 @@ func TestOrphansReaped(t *testing.T) {
 		})
 	}
 }
+
+// TestSignalForwarded: a signal other than SIGTERM and SIGINT sent to ccctl
+// reaches the service, and ccctl keeps running.
+func TestSignalForwarded(t *testing.T) {
+	dir := t.TempDir()
+	p := startCcctl(t, fmt.Sprintf(`trap 'echo hup >> %[1]s/hup' HUP; trap 'exit 5' USR2; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
+	waitFile(t, dir+"/ready")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, dir+"/hup")
+	select {
+	case <-p.done:
+		t.Fatalf("ccctl exited on SIGHUP with %d; want it to keep running", p.code)
+	default:
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 5 {
+		t.Errorf("ccctl exit code after SIGUSR2: got %d; want 5 (the service's trap)", code)
+	}
+}

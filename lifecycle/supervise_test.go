@@ -239,3 +239,15 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]bool {
 	}
 	return out
 }
+
+// TestServiceCannotStart: a service whose command does not exist gives 127,
+// as a shell would.
+func TestServiceCannotStart(t *testing.T) {
+	h := newHarness(t)
+	a := h.start(h.newMember("a", func(c *lifecycle.Config) {
+		c.Service.Argv = []string{h.dir + "/no-such-command"}
+	}))
+	if code, err := a.wait(t); code != 127 || err == nil {
+		t.Errorf("Run: got %d, %v; want 127 and an error", code, err)
+	}
+}
