@@ -6,6 +6,11 @@
 // acquired_at), written through the locked descriptor; on Unlock the content
 // is cleared.
 //
+// TryLock takes a lock without blocking, Acquire waits for it, and Manager
+// keeps the locks of several directories (a member's filesystem_locks):
+// taken at start without blocking, retried in the background, checked, and
+// reported for /status.
+//
 // What is guaranteed, on a local Linux filesystem whose flock is real:
 //
 //   - At most one Lock on DIR exists at a time, across processes and within
