@@ -17,7 +17,11 @@
 //
 // Each Coordinator renews its lease on a clock timer every RenewInterval; the
 // store expires a lease when its clock passes the lease's expiry (last
-// renewal + TTL). A member whose renewals stop reaching the store (Crash,
+// renewal + TTL). In one process the renewals of a connected member always
+// arrive, so the store counts them on schedule even when the goroutine that
+// carries them runs late: a fake clock moved far ahead in one jump expires
+// only the members that could not renew (Crash, Partition), never the
+// others. A member whose renewals stop reaching the store (Crash,
 // Partition) fences itself: its Leadership.Done and its session's Done close
 // at the latest at last acknowledged renewal + TTL - Margin on its own
 // timer, and in every case before the store grants the leadership to anybody

@@ -166,7 +166,7 @@ func (c *Coordinator) keepAlive() {
 	}
 }
 
-// renew sends one renewal to the store and re-arms the renewal timer.
+// renew makes the renewals that are due and re-arms the renewal timer.
 func (c *Coordinator) renew() {
 	s := c.store
 	s.mu.Lock()
@@ -175,12 +175,11 @@ func (c *Coordinator) renew() {
 	if c.err != nil || c.cut {
 		return
 	}
-	sent := s.clock.Now()
-	if !s.renewLocked(c.lease) {
+	s.expireDueLocked() // renews c's lease on schedule, or expires it
+	if !s.aliveLocked(c.lease) {
 		c.endLocked(coordinator.ErrSessionExpired, coordinator.ErrSessionExpired)
 		return
 	}
-	c.lastAck = sent
 	c.releaseStaleLocked()
 }
 
@@ -204,6 +203,7 @@ func (c *Coordinator) checkDeadline() (time.Duration, bool) {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireDueLocked()
 	if c.err != nil {
 		return 0, true
 	}
@@ -273,6 +273,7 @@ func (c *Coordinator) LeaseRemaining() time.Duration {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireDueLocked()
 	if c.err != nil {
 		return 0
 	}
@@ -291,6 +292,7 @@ func (c *Coordinator) Crash() {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expireDueLocked() // the renewals made before the crash count
 	c.crashed = true
 	c.cut = true
 }
@@ -309,11 +311,24 @@ func (c *Coordinator) Partition(cut bool) {
 	if c.crashed {
 		return
 	}
-	c.cut = cut
-	if !cut && c.err == nil {
-		s.expireDueLocked()
-		c.releaseStaleLocked()
+	if cut || !c.cut {
+		s.expireDueLocked() // the renewals made before the cut count
+		c.cut = cut
+		return
 	}
+	// Reconnecting: the first renewal goes out now, if the lease is still
+	// alive; none was made while cut off.
+	s.expireDueLocked()
+	c.cut = false
+	if c.err != nil {
+		return
+	}
+	if !s.aliveLocked(c.lease) {
+		c.endLocked(coordinator.ErrSessionExpired, coordinator.ErrSessionExpired)
+		return
+	}
+	s.renewAtLocked(c.lease, s.clock.Now())
+	c.releaseStaleLocked()
 }
 
 // Close resigns any leadership, deletes the member record and revokes the

@@ -124,15 +124,10 @@ func (e *env) member(id string, cluster ...coordinator.Cluster) *Coordinator {
 	return c
 }
 
-// advanceTo moves the fake time to target in steps that let the living
-// members renew.
+// advanceTo moves the fake time to target in one jump.
 func (e *env) advanceTo(target time.Time) {
 	e.t.Helper()
-	step := e.cfg.RenewInterval / 2
-	advanceUntil(e.t, e.store, e.clk, step, target, func() bool { return !e.clk.Now().Before(target) })
-	if now := e.clk.Now(); now.After(target) {
-		e.t.Fatalf("advanced to %v; want %v", now.Sub(epoch), target.Sub(epoch))
-	}
+	e.clk.Set(target)
 }
 
 func (e *env) lastAck(c *Coordinator) time.Time {
@@ -536,5 +531,32 @@ func TestResignWhileCutOff(t *testing.T) {
 	}
 	if closed(a.Done()) {
 		t.Errorf("a's session ended: %v; want alive", a.Err())
+	}
+}
+
+// TestClockJumpKeepsConnectedMembers: a jump of the fake clock far past
+// the TTL expires only the members that could not renew (crashed or cut
+// off); connected members renewed on schedule meanwhile.
+func TestClockJumpKeepsConnectedMembers(t *testing.T) {
+	e := newEnv(t)
+	a, b, d := e.member("a"), e.member("b"), e.member("d")
+	la := mustLead(t, a)
+	b.Crash()
+	d.Partition(true)
+	e.clk.Advance(time.Hour)
+	waitClosed(t, b.Done(), "Done of the crashed member")
+	waitClosed(t, d.Done(), "Done of the cut-off member")
+	ms, err := a.Members(context.Background())
+	if err != nil || len(ms) != 1 || ms[0].ID != "a" {
+		t.Fatalf("Members() after an hour = %v, %v; want only a", ms, err)
+	}
+	if closed(la.Done()) || closed(a.Done()) {
+		t.Fatalf("a's term or session ended: %v, %v; want both alive", la.Err(), a.Err())
+	}
+	if got := a.LeaseRemaining(); got <= e.cfg.TTL-e.cfg.Margin-e.cfg.RenewInterval {
+		t.Errorf("LeaseRemaining() = %v; want more than TTL - margin - renew interval", got)
+	}
+	if l, err := a.Leader(context.Background()); err != nil || l.Token != la.Token() {
+		t.Errorf("Leader() = %+v, %v; want a's term %d", l, err, la.Token())
 	}
 }

@@ -116,18 +116,31 @@ func (s *Store) grantLeaseLocked(c *Coordinator, cl *cluster, ttl time.Duration)
 // alive reports whether l is still in the store.
 func (s *Store) aliveLocked(l *lease) bool { return s.leases[l.id] == l }
 
-// renewLocked extends l by its TTL from now. It reports false when the lease
-// is gone.
-func (s *Store) renewLocked(l *lease) bool {
-	s.expireDueLocked()
-	if !s.aliveLocked(l) {
-		return false
+// renewAtLocked records a renewal of l made at time at, which must be
+// before its expiry, and re-arms the expiry timer.
+func (s *Store) renewAtLocked(l *lease, at time.Time) {
+	l.renewedAt = at
+	l.expiry = at.Add(l.ttl)
+	l.timer.Reset(l.expiry.Sub(s.clock.Now()))
+	l.owner.lastAck = at
+}
+
+// catchUpLocked applies the renewals that l's owner, connected and alive,
+// made on schedule (every RenewInterval after the last one) up to now. In
+// one process the renewals of a connected member always arrive, whenever
+// the goroutines that carry them run; so a jump of a fake clock, or a
+// stalled goroutine, never expires a connected member's lease.
+func (s *Store) catchUpLocked(l *lease, now time.Time) {
+	o := l.owner
+	if o.err != nil || o.cut {
+		return
 	}
-	now := s.clock.Now()
-	l.renewedAt = now
-	l.expiry = now.Add(l.ttl)
-	l.timer.Reset(l.ttl)
-	return true
+	ri := o.cfg.RenewInterval
+	if now.Before(l.renewedAt.Add(ri)) {
+		return
+	}
+	n := now.Sub(l.renewedAt) / ri
+	s.renewAtLocked(l, l.renewedAt.Add(n*ri))
 }
 
 // expireDue is the lease timers' function.
@@ -137,13 +150,15 @@ func (s *Store) expireDue() {
 	s.expireDueLocked()
 }
 
-// expireDueLocked expires every lease whose expiry has passed on the
-// store's clock. Every operation calls it first, so that the store never
-// acts on a lease that has expired, whenever its timer goroutine runs.
+// expireDueLocked applies the on-schedule renewals of connected members,
+// then expires every lease whose expiry has passed on the store's clock.
+// Every operation calls it first, so that the store never acts on a lease
+// that has expired, whenever its timer goroutine runs.
 func (s *Store) expireDueLocked() {
 	now := s.clock.Now()
 	var due []*lease
 	for _, l := range s.leases {
+		s.catchUpLocked(l, now)
 		if !now.Before(l.expiry) {
 			due = append(due, l)
 		}
