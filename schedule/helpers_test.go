@@ -167,45 +167,33 @@ func (b *blocker) run(ctx context.Context) error {
 	}
 }
 
-// claimStore is a cluster-wide record of slot claims for tests that do not
-// need a backend.
-type claimStore struct {
+// attemptLog records slot claim attempts as "member job slot won".
+type attemptLog struct {
 	mu       sync.Mutex
-	taken    map[string]string
-	attempts []string // "member job slot won"
+	attempts []string
 }
 
-func newClaimStore() *claimStore { return &claimStore{taken: map[string]string{}} }
-
-func (c *claimStore) For(member string) coordinator.SlotClaimer {
-	return claimerFunc(func(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		key := job + " " + slot.UTC().Format(time.RFC3339Nano)
-		_, had := c.taken[key]
-		if !had {
-			c.taken[key] = member
-		}
-		c.attempts = append(c.attempts, fmt.Sprintf("%s %s %v", member, key, !had))
-		return !had, nil
-	})
+func (l *attemptLog) add(member, job string, slot time.Time, won bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts = append(l.attempts, fmt.Sprintf("%s %s %s %v", member, job, slot.UTC().Format(time.RFC3339Nano), won))
 }
 
-func (c *claimStore) Attempts() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.attempts...)
+func (l *attemptLog) Attempts() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.attempts...)
 }
 
 // waitAttempt waits until a claim attempt starting with prefix was made.
-func (c *claimStore) waitAttempt(t *testing.T, prefix string) {
+func (l *attemptLog) waitAttempt(t *testing.T, prefix string) {
 	t.Helper()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		for _, a := range c.Attempts() {
+		for _, a := range l.Attempts() {
 			if strings.HasPrefix(a, prefix) {
 				return
 			}
@@ -213,9 +201,42 @@ func (c *claimStore) waitAttempt(t *testing.T, prefix string) {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("claim attempts: got %q within %v; want one starting %q", c.Attempts(), wait, prefix)
+			t.Fatalf("claim attempts: got %q within %v; want one starting %q", l.Attempts(), wait, prefix)
 		}
 	}
+}
+
+// recording wraps a backend's SlotClaimer to log its attempts.
+func recording(inner coordinator.SlotClaimer, member string, l *attemptLog) coordinator.SlotClaimer {
+	return claimerFunc(func(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
+		won, err := inner.ClaimSlot(ctx, job, slot, retention)
+		if err == nil {
+			l.add(member, job, slot, won)
+		}
+		return won, err
+	})
+}
+
+// claimStore is a cluster-wide record of slot claims for tests that do not
+// need a backend.
+type claimStore struct {
+	attemptLog
+	mu    sync.Mutex
+	taken map[string]bool
+}
+
+func newClaimStore() *claimStore { return &claimStore{taken: map[string]bool{}} }
+
+func (c *claimStore) For(member string) coordinator.SlotClaimer {
+	return claimerFunc(func(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		key := job + " " + slot.UTC().Format(time.RFC3339Nano)
+		won := !c.taken[key]
+		c.taken[key] = true
+		c.add(member, job, slot, won)
+		return won, nil
+	})
 }
 
 type claimerFunc func(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error)
