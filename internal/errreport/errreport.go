@@ -34,6 +34,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/getsentry/sentry-go"
@@ -76,8 +77,9 @@ type Config struct {
 // Reporter sends errors to Sentry. A Reporter made with an empty DSN, and a
 // nil *Reporter, do nothing. Its methods are safe for concurrent use.
 type Reporter struct {
-	hub   *sentry.Hub
-	flush time.Duration
+	hub    *sentry.Hub
+	flush  time.Duration
+	closed atomic.Bool
 }
 
 // New returns a Reporter for cfg. It does not contact Sentry.
@@ -145,9 +147,9 @@ func (r *Reporter) Report(err error, msg string, attrs ...slog.Attr) {
 // Close sends the events still queued, waiting at most the flush timeout,
 // and releases the SDK's resources, waiting at most the send timeout more
 // for a request in flight. It reports whether everything was sent.
-// The Reporter does nothing after Close.
+// The Reporter does nothing after Close; a second Close returns true.
 func (r *Reporter) Close() bool {
-	if !r.Enabled() {
+	if !r.Enabled() || r.closed.Swap(true) {
 		return true
 	}
 	client := r.hub.Client()
@@ -160,6 +162,9 @@ func (r *Reporter) Close() bool {
 var promoted = map[string]bool{"hook": true, "job": true, "event": true, "role": true}
 
 func (r *Reporter) capture(level sentry.Level, msg string, err error, attrs []slog.Attr) {
+	if r.closed.Load() {
+		return
+	}
 	ev := sentry.NewEvent()
 	ev.Level = level
 	ev.Message = scrubText(msg)

@@ -282,3 +282,20 @@ func TestCloseIsBounded(t *testing.T) {
 		t.Fatal("Close did not return within 5s; want at most flush + send timeout (0.7s)")
 	}
 }
+
+func TestNothingSentAfterClose(t *testing.T) {
+	in := newIngest(t)
+	r := newReporter(t, in.dsn())
+	log := slog.New(r.Handler(slog.NewTextHandler(io.Discard, nil)))
+	if !r.Close() {
+		t.Fatal("Close = false; want true")
+	}
+	log.Error("after close")
+	r.Report(errors.New("x"), "after close")
+	if !r.Close() {
+		t.Error("second Close = false; want true")
+	}
+	if evs, _ := in.snapshot(); len(evs) != 0 {
+		t.Errorf("events = %d; want 0 after Close", len(evs))
+	}
+}
