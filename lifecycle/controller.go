@@ -38,8 +38,9 @@ type Controller struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
-	stopCode int   // exit code of the stop, or useServiceCode
-	stopErr  error // why the controller stopped, nil for a normal stop
+	finished chan struct{} // closed when the controller actor returns
+	stopCode int           // exit code of the stop, or useServiceCode
+	stopErr  error         // why the controller stopped, nil for a normal stop
 
 	mu     sync.Mutex
 	status Status
@@ -63,12 +64,13 @@ func New(cfg Config) (*Controller, error) {
 	id := cfg.Coordinator.ID()
 	cl := cfg.Coordinator.Cluster()
 	c := &Controller{
-		cfg:     cfg,
-		coord:   cfg.Coordinator,
-		id:      id,
-		log:     cfg.Logger.With("member", id, "cluster", cl.String()),
-		metrics: newMetrics(cfg.Coordinator),
-		stopCh:  make(chan struct{}),
+		cfg:      cfg,
+		coord:    cfg.Coordinator,
+		id:       id,
+		log:      cfg.Logger.With("member", id, "cluster", cl.String()),
+		metrics:  newMetrics(cfg.Coordinator),
+		stopCh:   make(chan struct{}),
+		finished: make(chan struct{}),
 		status: Status{
 			ID:          id,
 			Environment: cl.Environment,
@@ -127,15 +129,17 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 			return nil
 		}, func(error) {})
 	}
-	{ // signals
-		quit := make(chan struct{})
+	{ // signals: handled until the controller finished its stop, so that a
+		// second SIGTERM during the grace period does not kill the controller
+		// before the service
 		g.Add(func() error {
-			c.handleSignals(quit)
+			c.handleSignals(c.finished)
 			return nil
-		}, func(error) { close(quit) })
+		}, func(error) {})
 	}
 	{ // the controller
 		g.Add(func() error {
+			defer close(c.finished)
 			return c.execute(ctx)
 		}, func(err error) {
 			var exit *ServiceExitError
@@ -218,8 +222,13 @@ func (c *Controller) handleSignals(quit <-chan struct{}) {
 			}
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT:
-				c.log.Info("signal, stopping", "signal", sig.String())
-				c.requestStop(useServiceCode, nil)
+				select {
+				case <-c.stopCh:
+					c.log.Info("signal, already stopping", "signal", sig.String())
+				default:
+					c.log.Info("signal, stopping", "signal", sig.String())
+					c.requestStop(useServiceCode, nil)
+				}
 			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF:
 			default:
 				if c.svc == nil {

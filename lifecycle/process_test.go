@@ -110,7 +110,8 @@ func TestSIGTERMToCcctl(t *testing.T) {
 }
 
 // TestSIGTERMIgnored: a service that ignores SIGTERM is killed after the
-// grace period, and its grandchildren are gone too.
+// grace period, and its grandchildren are gone too; a second signal during
+// the grace period changes nothing.
 func TestSIGTERMIgnored(t *testing.T) {
 	dir := t.TempDir()
 	const grace = 500 * time.Millisecond
@@ -126,6 +127,10 @@ func TestSIGTERMIgnored(t *testing.T) {
 	}
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A second signal while stopping must not kill ccctl before its service.
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	code := p.wait(t)
