@@ -32,6 +32,20 @@
 //   - Run's exit code is the service's own (128+N when signal N killed it),
 //     or one of the Exit* constants for the controller's own failures.
 //
+// # Details
+//
+// The start hook runs once after registration, before the role is decided;
+// its failure is treated as an init hook's (ExitInitHookFailed). Changes of
+// membership and of master seen before the init hook ran run no hook of
+// their own: the init hook sees them in CC_MEMBERS and CC_MASTER_*. For
+// events that do not change the role, PreviousRole equals Role. A member
+// that boots while the cluster is paused with no master starts as slave.
+// The loss of the session (Coordinator.Done) stops the controller with
+// ExitBackendUnavailable, whatever OnLeadershipLost says. A stop asked for
+// by a signal or by the caller's ctx returns the service's exit code (0
+// when there is no service). An Extension whose Run returns nil before its
+// context is done does not stop the controller.
+//
 // # What is not guaranteed
 //
 // A hook written in Go must return when its context is done: the controller
