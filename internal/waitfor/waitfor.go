@@ -11,9 +11,9 @@
 //
 // What is guaranteed: Wait returns nil only after it saw, for each service,
 // a leader whose record said active at that moment; it returns by the
-// timeout on its clock (plus the time one look at a cluster takes); each
-// look is bounded by the poll interval. A service once seen up is not looked
-// at again.
+// timeout on its clock, plus at most one round of looks; each look at one
+// cluster is bounded by the poll interval. A service once seen up is not
+// looked at again.
 //
 // What is not guaranteed: that the services are still up when Wait returns
 // (a master may fail right after), or that a service that was up only
