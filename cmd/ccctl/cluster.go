@@ -45,8 +45,7 @@ func openCluster(ctx context.Context, cmd *cobra.Command) (*clusterHandle, error
 	if !cfg.UsesEtcd() {
 		return nil, withCode(exitUsage, fmt.Errorf("%s: no etcd configured; want ETCD_ENDPOINTS or ETCD_HOST(S)", name))
 	}
-	log := newLogger(cmd.ErrOrStderr(), cfg)
-	ecfg := etcdConfig(cfg, log)
+	ecfg := etcdConfig(cfg, newBaseLogger(cmd.ErrOrStderr(), cfg))
 	ecfg.ID = cliID()
 	cli, err := etcd.NewClient(ctx, ecfg)
 	if err != nil {

@@ -118,6 +118,12 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // newLogger returns the logger of one invocation: text or JSON on w, with
 // the member id on every line.
 func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	return newBaseLogger(w, cfg).With("member", cfg.InstanceID)
+}
+
+// newBaseLogger returns the logger of one invocation without the member id,
+// for the parts that add it themselves.
+func newBaseLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	var h slog.Handler
 	if cfg.LogFormat == "json" {
@@ -125,5 +131,5 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(h).With("member", cfg.InstanceID)
+	return slog.New(h)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,21 +40,6 @@ func newRunCommand() *cobra.Command {
 		return nil
 	}
 	return cmd
-}
-
-// runMember runs one member and returns the exit code of ccctl run.
-func runMember(cmd *cobra.Command, cfg *config.Config, argv []string, standalone bool) (int, error) {
-	log := newLogger(cmd.ErrOrStderr(), cfg)
-	switch {
-	case standalone:
-		log.Info("standalone: running the service with no coordination")
-	case !cfg.UsesEtcd():
-		log.Info("no etcd configured: memory backend, single member, always master",
-			"environment", cfg.Cluster.Environment, "service", cfg.Cluster.Service)
-	default:
-		return exitUsage, errors.New("run with etcd: not available in this build; unset ETCD_ENDPOINTS and ETCD_HOST(S), or use --standalone")
-	}
-	return superviseService(cmd, cfg, argv)
 }
 
 // superviseService starts argv, passes its output through, forwards

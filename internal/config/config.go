@@ -13,12 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/schedule"
 )
 
 // MinTTL is the shortest session TTL accepted.
@@ -124,8 +124,9 @@ type Job struct {
 type Template struct {
 	// Source and Destination are file paths.
 	Source, Destination string
-	// Reload is the argv run when the output changed; nil when none.
-	Reload []string
+	// Reload is the shell command run when the output changed; "" when
+	// none.
+	Reload string
 }
 
 // Backups is where backups go and how long they are kept.
@@ -655,7 +656,6 @@ func (l *loader) structured(c *Config) {
 		}
 	}
 	seen := map[string]bool{}
-	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for i, j := range f.Jobs {
 		where := fmt.Sprintf("%s: jobs[%d]", l.file, i)
 		job := Job{Name: j.Name, Schedule: j.Schedule, Role: j.Role, Overlap: j.Overlap, Timeout: c.HookTimeout}
@@ -665,7 +665,7 @@ func (l *loader) structured(c *Config) {
 			l.fail("%s.name: %q: want a name no other job has", where, j.Name)
 		}
 		seen[j.Name] = true
-		if _, err := parser.Parse(j.Schedule); err != nil {
+		if _, err := schedule.ParseSchedule(j.Schedule, nil); err != nil {
 			l.fail("%s.schedule: %q: want 5 or 6 cron fields, @hourly-style names or @every <duration>: %v", where, j.Schedule, err)
 		}
 		if job.Role == "" {
@@ -698,10 +698,7 @@ func (l *loader) structured(c *Config) {
 		if t.Source == "" || t.Destination == "" {
 			l.fail("%s: want both source and destination", where)
 		}
-		tp := Template{Source: t.Source, Destination: t.Destination}
-		if t.Reload.Kind != 0 {
-			tp.Reload, _ = l.command(where+".reload", t.Reload)
-		}
+		tp := Template{Source: t.Source, Destination: t.Destination, Reload: t.Reload}
 		c.Templates = append(c.Templates, tp)
 	}
 }

@@ -232,7 +232,7 @@ backups:
 	if len(c.Jobs) == 2 && (c.Jobs[1].Timeout != 10*time.Minute || c.Jobs[1].Overlap != "queue") {
 		t.Errorf("jobs[1]: got %+v; want 10m and queue", c.Jobs[1])
 	}
-	if len(c.Templates) != 1 || len(c.Templates[0].Reload) != 3 {
+	if len(c.Templates) != 1 || c.Templates[0].Reload != "kill -HUP 1" {
 		t.Errorf("templates: got %+v; want one with a shell reload", c.Templates)
 	}
 	if c.Backups.Days != 7 || c.Backups.Hours != 24 {

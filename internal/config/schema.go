@@ -60,8 +60,8 @@ type fileSchema struct {
 	} `yaml:"jobs"`
 	FilesystemLocks []string `yaml:"filesystem_locks"`
 	Templates       []struct {
-		Source      string    `yaml:"source"`
-		Destination string    `yaml:"destination"`
-		Reload      yaml.Node `yaml:"reload"`
+		Source      string `yaml:"source"`
+		Destination string `yaml:"destination"`
+		Reload      string `yaml:"reload"`
 	} `yaml:"templates"`
 }

@@ -178,7 +178,7 @@ func YAMLKeys() []YAMLKey {
 		{Key: "hooks.<name>", DefaultDoc: "none", Help: "a hook: a string runs with `/bin/sh -c`, a list is executed directly, or `{command, timeout}`; `<name>` is one of " + strings.Join(quoted(HookNames()), ", ")},
 		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role: master|slave|any, command, timeout, overlap: skip|queue|replace}`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`"},
 		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories to lock with `flock(2)` on `DIR/.ccctl.lock` while the service runs"},
-		{Key: "templates", DefaultDoc: "none", Help: "a list of `{source, destination, reload}`: Go `text/template` files rendered before the init hook and on every role or master change; `reload` (string or list, like a hook) runs when the output changed"},
+		{Key: "templates", DefaultDoc: "none", Help: "a list of `{source, destination, reload}`: Go `text/template` files rendered before the init hook and on every role or master change; `reload` (a shell command) runs when the output changed"},
 	}
 }
 
