@@ -24,15 +24,21 @@ func newCluster() coordinator.Cluster {
 // open opens and registers member id of cl, reaching etcd at endpoints.
 func open(t testing.TB, cl coordinator.Cluster, id string, endpoints ...string) *etcd.Coordinator {
 	t.Helper()
+	return openWith(t, etcd.Config{Endpoints: endpoints, Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()})
+}
+
+// openWith opens and registers a member configured by cfg.
+func openWith(t testing.TB, cfg etcd.Config) *etcd.Coordinator {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := etcd.New(ctx, etcd.Config{Endpoints: endpoints, Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()})
+	c, err := etcd.New(ctx, cfg)
 	if err != nil {
-		t.Fatalf("etcd.New(%s): %v", id, err)
+		t.Fatalf("etcd.New(%s): %v", cfg.ID, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning}); err != nil {
-		t.Fatalf("Register(%s): %v", id, err)
+	if err := c.Register(ctx, coordinator.Member{ID: cfg.ID, State: coordinator.StateRunning}); err != nil {
+		t.Fatalf("Register(%s): %v", cfg.ID, err)
 	}
 	return c
 }
