@@ -181,6 +181,32 @@ func TestTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "paused at boot: slave until resumed",
+			run: func(t *testing.T, h *harness) []*member {
+				a := h.newMember("a", nil)
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				defer cancel()
+				if err := a.coord.Pause(ctx); err != nil {
+					t.Fatalf("pause: %v", err)
+				}
+				h.start(a)
+				a.waitLines(t, 2)
+				waitFor(t, "status paused", func() bool { return a.ctl.Status().Paused })
+				if err := a.coord.Resume(ctx); err != nil {
+					t.Fatalf("resume: %v", err)
+				}
+				a.waitLines(t, 3)
+				a.stop(t)
+				return []*member{a}
+			},
+			want: map[string]want{"a": {lines: []string{
+				"start role= prev= master= members=a",
+				"started_as_slave role=slave prev= master= members=a",
+				"transition_slave_to_master role=master prev=slave master=a tok members=a",
+				"stopping role=master prev=master master=a tok members=a",
+			}, roles: []string{"slave", "master tok"}}},
+		},
+		{
 			name: "ports open: became_active; ports close: terminated",
 			run: func(t *testing.T, h *harness) []*member {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
