@@ -79,8 +79,8 @@ func ParseSchedule(spec string, loc *time.Location) (Schedule, error) {
 	naive := *cs
 	naive.Location = time.UTC
 	s.cron = &naive
+	const star = 1 << 63 // robfig/cron's mark of a '*' field
 	if strings.HasPrefix(rest, "@") {
-		const star = 1 << 63
 		s.wild = cs.Hour&star != 0 || cs.Minute&star != 0
 	} else {
 		f := strings.Fields(rest)
@@ -88,6 +88,15 @@ func ParseSchedule(spec string, loc *time.Location) (Schedule, error) {
 			f = append([]string{"0"}, f...)
 		}
 		s.wild = strings.ContainsAny(f[0]+f[1]+f[2], "*?")
+		// As in ISC cron, a day field starting with '*' (also "*/2")
+		// makes the day match when both fields do; robfig/cron forgets
+		// the '*' of a step.
+		if strings.HasPrefix(f[3], "*") || strings.HasPrefix(f[3], "?") {
+			naive.Dom |= star
+		}
+		if strings.HasPrefix(f[5], "*") || strings.HasPrefix(f[5], "?") {
+			naive.Dow |= star
+		}
 	}
 	if ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC); s.Next(ref).IsZero() {
 		return Schedule{}, fmt.Errorf("parse schedule %q: never fires", spec)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/ccctl/ccctl/schedule"
 )
 
@@ -79,6 +81,8 @@ func TestParseScheduleForms(t *testing.T) {
 		{"@yearly", nil, utc("2027-01-01T00:00:00Z"), utcs("2027-01-01T00:00:00Z")},
 		{"@every 25m", nil, utc("2026-01-05T11:00:00Z"), utcs("2026-01-05T10:30:00Z", "2026-01-05T10:55:00Z")},
 		{"@every 90s", nil, utc("2026-01-05T10:10:00Z"), utcs("2026-01-05T10:07:30Z", "2026-01-05T10:09:00Z")},
+		{"0 0 */2 * mon", nil, utc("2026-01-31T00:00:00Z"), utcs("2026-01-19T00:00:00Z")},
+		{"0 0 13 * fri", nil, utc("2026-03-31T00:00:00Z"), utcs("2026-01-09T00:00:00Z", "2026-01-13T00:00:00Z", "2026-01-16T00:00:00Z", "2026-01-23T00:00:00Z", "2026-01-30T00:00:00Z", "2026-02-06T00:00:00Z", "2026-02-13T00:00:00Z", "2026-02-20T00:00:00Z", "2026-02-27T00:00:00Z", "2026-03-06T00:00:00Z", "2026-03-13T00:00:00Z", "2026-03-20T00:00:00Z", "2026-03-27T00:00:00Z")},
 		{"0 3 * * *", berlin, utc("2026-01-06T03:00:00Z"), utcs("2026-01-06T02:00:00Z")},
 		{"CRON_TZ=Europe/Berlin 0 3 * * *", nil, utc("2026-01-06T03:00:00Z"), utcs("2026-01-06T02:00:00Z")},
 		{"TZ=UTC 0 3 * * *", berlin, utc("2026-01-06T03:00:00Z"), utcs("2026-01-06T03:00:00Z")},
@@ -112,6 +116,7 @@ func TestParseScheduleErrors(t *testing.T) {
 		{"@every 0s", "at least 1s"},
 		{"TZ=Nowhere/Atlantis * * * * *", `time zone "Nowhere/Atlantis"`},
 		{"CRON_TZ=Europe/Berlin", "nothing after the time zone"},
+		{"TZ=UTC", "nothing after the time zone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -223,6 +228,47 @@ func TestScheduleNextConsistent(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestScheduleCorrectsRobfigCron documents where robfig/cron's own Next
+// departs from ISC cron in Europe/Berlin, and that ParseSchedule does not:
+// robfig/cron drops the 02:30 run on the day clocks go forward and runs it
+// twice on the day they go back.
+func TestScheduleCorrectsRobfigCron(t *testing.T) {
+	berlin := mustLoad(t, "Europe/Berlin")
+	robfig, err := cron.ParseStandard("CRON_TZ=Europe/Berlin 30 2 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := schedule.ParseSchedule("30 2 * * *", berlin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		from           time.Time
+		robfigW, oursW []time.Time
+	}{
+		{from: utc("2026-03-28T12:00:00Z"),
+			robfigW: utcs("2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z"),
+			oursW:   utcs("2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z")},
+		{from: utc("2026-10-24T12:00:00Z"),
+			robfigW: utcs("2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"),
+			oursW:   utcs("2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z")},
+	}
+	for _, tt := range tests {
+		var gotR, gotO []time.Time
+		r, o := tt.from, tt.from
+		for range 2 {
+			r, o = robfig.Next(r), ours.Next(o)
+			gotR, gotO = append(gotR, r.UTC()), append(gotO, o.UTC())
+		}
+		if !equalTimes(gotR, tt.robfigW) {
+			t.Errorf("robfig/cron from %v: got %v; want %v (its behaviour changed: revisit ParseSchedule)", tt.from, gotR, tt.robfigW)
+		}
+		if !equalTimes(gotO, tt.oursW) {
+			t.Errorf("ParseSchedule from %v: got %v; want %v", tt.from, gotO, tt.oursW)
 		}
 	}
 }
