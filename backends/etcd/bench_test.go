@@ -1,0 +1,416 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/ccctl/ccctl/backends/etcd"
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/etcdtest"
+)
+
+// The benchmarks measure latencies that a loop of b.N cannot average
+// meaningfully (seconds-long failovers, a ten-thousand-member setup), so
+// each runs a fixed number of rounds per b.N and reports medians as custom
+// metrics. Run them with -benchtime=1x:
+//
+//	go test -run '^$' -bench . -benchtime=1x ./backends/etcd/
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// settle gives a campaign that was just started time to reach its wait, so
+// that a round measures a handover to a waiting member.
+func settle() {
+	t := time.NewTimer(20 * time.Millisecond)
+	<-t.C
+}
+
+// BenchmarkHandover: a leader resigns, the waiting member's campaign
+// returns. ccctl and plain concurrency.Election on the same etcd.
+func BenchmarkHandover(b *testing.B) {
+	e := etcdtest.Start(b)
+	const rounds = 20
+	b.Run("ccctl", func(b *testing.B) {
+		cl := newCluster()
+		ms2 := []*etcd.Coordinator{open(b, cl, "a", e.Endpoint(0)), open(b, cl, "b", e.Endpoint(0))}
+		var lat []time.Duration
+		cur := lead(b, ms2[0])
+		b.ResetTimer()
+		for i := 0; i < rounds*b.N; i++ {
+			next := ms2[(i+1)%2]
+			ch := campaign(b, context.Background(), next)
+			settle()
+			t0 := time.Now()
+			if err := cur.Resign(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			r := waitWon(b, ch, next.ID(), waitTimeout)
+			lat = append(lat, r.at.Sub(t0))
+			cur = r.l
+		}
+		b.ReportMetric(ms(median(lat)), "ms-median/handover")
+	})
+	b.Run("concurrency.Election", func(b *testing.B) {
+		cli := e.Client(b)
+		pfx := "/bench/" + newCluster().Service + "/election"
+		var els []*concurrency.Election
+		for range 2 {
+			s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(testTTL/time.Second)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			els = append(els, concurrency.NewElection(s, pfx))
+		}
+		ctx := context.Background()
+		if err := els[0].Campaign(ctx, "a"); err != nil {
+			b.Fatal(err)
+		}
+		var lat []time.Duration
+		b.ResetTimer()
+		for i := 0; i < rounds*b.N; i++ {
+			cur, next := els[i%2], els[(i+1)%2]
+			won := make(chan time.Time, 1)
+			go func() {
+				if err := next.Campaign(ctx, "x"); err != nil {
+					b.Error(err)
+				}
+				won <- time.Now()
+			}()
+			settle()
+			t0 := time.Now()
+			if err := cur.Resign(ctx); err != nil {
+				b.Fatal(err)
+			}
+			select {
+			case at := <-won:
+				lat = append(lat, at.Sub(t0))
+			case <-time.After(waitTimeout):
+				b.Fatal("no handover")
+			}
+		}
+		b.ReportMetric(ms(median(lat)), "ms-median/handover")
+	})
+}
+
+// BenchmarkFailover: the leader is cut off behind a silent, open
+// connection (a crash as the network sees it); the waiting member takes
+// over when etcd expires the lease. Reported: the median failover time
+// (cut to the next campaign's return), and when the cut-off leader
+// reported its loss relative to the takeover (loss-lead: positive means
+// before), with the fraction of rounds where it did so before.
+func BenchmarkFailover(b *testing.B) {
+	e := etcdtest.Start(b)
+	for _, ttl := range []time.Duration{2 * time.Second, 5 * time.Second, 10 * time.Second} {
+		rounds := 3
+		if ttl == 2*time.Second {
+			rounds = 5
+		}
+		b.Run(fmt.Sprintf("TTL=%v/ccctl", ttl), func(b *testing.B) {
+			if testing.Short() && ttl > 2*time.Second {
+				b.Skip("long TTL in -short")
+			}
+			var fo, lead []time.Duration
+			before := 0
+			for i := 0; i < rounds*b.N; i++ {
+				cl := newCluster()
+				p := etcdtest.NewProxy(b, e.Endpoint(0))
+				cfg := func(id, ep string) etcd.Config {
+					return etcd.Config{Endpoints: []string{ep}, Cluster: cl, ID: id, TTL: ttl, Logger: quietLogger()}
+				}
+				a := openWith(b, cfg("a", p.Endpoint()))
+				f := openWith(b, cfg("b", e.Endpoint(0)))
+				la := leadOne(b, a)
+				ch := campaign(b, context.Background(), f)
+				settle()
+				t0 := time.Now()
+				p.Cut()
+				var lost time.Time
+				select {
+				case <-la.Done():
+					lost = time.Now()
+				case <-time.After(ttl + waitTimeout):
+					b.Fatal("cut-off leader never reported its loss")
+				}
+				r := waitWon(b, ch, "b", ttl+waitTimeout)
+				fo = append(fo, r.at.Sub(t0))
+				lead = append(lead, r.at.Sub(lost))
+				if lost.Before(r.at) {
+					before++
+				}
+				p.Close()
+				a.Close()
+				f.Close()
+			}
+			b.ReportMetric(ms(median(fo)), "ms-median/failover")
+			b.ReportMetric(ms(median(lead)), "ms-median-loss-lead")
+			b.ReportMetric(float64(before)/float64(len(fo)), "loss-first-fraction")
+		})
+		b.Run(fmt.Sprintf("TTL=%v/concurrency.Election", ttl), func(b *testing.B) {
+			if testing.Short() && ttl > 2*time.Second {
+				b.Skip("long TTL in -short")
+			}
+			var fo, lead []time.Duration
+			before, never := 0, 0
+			for i := 0; i < rounds*b.N; i++ {
+				pfx := "/bench/" + newCluster().Service + "/election"
+				p := etcdtest.NewProxy(b, e.Endpoint(0))
+				cliA := etcdtest.NewClient(b, p.Endpoint())
+				cliB := etcdtest.NewClient(b, e.Endpoint(0))
+				sa, err := concurrency.NewSession(cliA, concurrency.WithTTL(int(ttl/time.Second)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				sb, err := concurrency.NewSession(cliB, concurrency.WithTTL(int(ttl/time.Second)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				if err := concurrency.NewElection(sa, pfx).Campaign(ctx, "a"); err != nil {
+					b.Fatal(err)
+				}
+				won := make(chan time.Time, 1)
+				go func() {
+					if err := concurrency.NewElection(sb, pfx).Campaign(ctx, "b"); err != nil {
+						b.Error(err)
+					}
+					won <- time.Now()
+				}()
+				settle()
+				t0 := time.Now()
+				p.Cut()
+				var at time.Time
+				select {
+				case at = <-won:
+				case <-time.After(ttl + waitTimeout):
+					b.Fatal("no failover")
+				}
+				fo = append(fo, at.Sub(t0))
+				// Did the cut-off leader's session notice? Give it as long
+				// again as the failover took.
+				select {
+				case <-sa.Done():
+					lost := time.Now()
+					lead = append(lead, at.Sub(lost))
+					if lost.Before(at) {
+						before++
+					}
+				case <-time.After(at.Sub(t0)):
+					never++
+					lead = append(lead, -at.Sub(t0))
+				}
+				sb.Close()
+				p.Close()
+				cliA.Close()
+			}
+			b.ReportMetric(ms(median(fo)), "ms-median/failover")
+			b.ReportMetric(ms(median(lead)), "ms-median-loss-lead")
+			b.ReportMetric(float64(before)/float64(len(fo)), "loss-first-fraction")
+			b.ReportMetric(float64(never)/float64(len(fo)), "loss-unnoticed-fraction")
+		})
+	}
+}
+
+// leadOne campaigns and fails the benchmark unless c wins.
+func leadOne(b *testing.B, c coordinator.Coordinator) coordinator.Leadership {
+	b.Helper()
+	return lead(b, c)
+}
+
+// BenchmarkKeepAliveTraffic: bytes per second through a proxy between one
+// idle member and etcd, both directions, over one TTL.
+func BenchmarkKeepAliveTraffic(b *testing.B) {
+	e := etcdtest.Start(b)
+	for _, ttl := range []time.Duration{2 * time.Second, 10 * time.Second} {
+		b.Run(fmt.Sprintf("TTL=%v/ccctl", ttl), func(b *testing.B) {
+			if testing.Short() && ttl > 2*time.Second {
+				b.Skip("long TTL in -short")
+			}
+			p := etcdtest.NewProxy(b, e.Endpoint(0))
+			openWith(b, etcd.Config{Endpoints: []string{p.Endpoint()}, Cluster: newCluster(), ID: "a", TTL: ttl, Logger: quietLogger()})
+			b.ReportMetric(traffic(b, p, ttl), "B/s")
+		})
+		b.Run(fmt.Sprintf("TTL=%v/concurrency.Session", ttl), func(b *testing.B) {
+			if testing.Short() && ttl > 2*time.Second {
+				b.Skip("long TTL in -short")
+			}
+			p := etcdtest.NewProxy(b, e.Endpoint(0))
+			s, err := concurrency.NewSession(etcdtest.NewClient(b, p.Endpoint()), concurrency.WithTTL(int(ttl/time.Second)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			b.ReportMetric(traffic(b, p, ttl), "B/s")
+		})
+	}
+}
+
+// traffic measures the bytes per second through p over b.N windows of d.
+func traffic(b *testing.B, p *etcdtest.Proxy, d time.Duration) float64 {
+	b.ResetTimer()
+	start, t0 := p.Bytes(), time.Now()
+	for range b.N {
+		t := time.NewTimer(d)
+		<-t.C
+	}
+	return float64(p.Bytes()-start) / time.Since(t0).Seconds()
+}
+
+// BenchmarkManyMembers: N members of ONE cluster, sharing a few clients,
+// all campaigning; then handovers (resign to the next campaign's return).
+// Reported: setup time (open, register, all campaigning) and the median
+// handover latency.
+func BenchmarkManyMembers(b *testing.B) {
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	b.Run(fmt.Sprintf("N=%d/ccctl", n), func(b *testing.B) { manyMembers(b, n) })
+}
+
+func manyMembers(b *testing.B, n int) {
+	const (
+		clients  = 4
+		workers  = 64
+		rounds   = 5
+		ttl      = 60 * time.Second
+		openTime = 5 * time.Minute
+	)
+	e := etcdtest.Start(b)
+	var clis []*clientv3.Client
+	for range clients {
+		clis = append(clis, etcdtest.NewClient(b, e.Endpoint(0)))
+	}
+	cl := newCluster()
+	ms2 := make([]*etcd.Coordinator, n)
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), openTime)
+	defer cancel()
+	var wg sync.WaitGroup
+	idx := make(chan int)
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				id := fmt.Sprintf("m%05d", i)
+				c, err := etcd.NewWithClient(ctx, clis[i%clients], etcd.Config{Cluster: cl, ID: id, TTL: ttl, Logger: quietLogger()})
+				if err == nil {
+					err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
+				}
+				if err != nil {
+					errs <- fmt.Errorf("open %s: %w", id, err)
+					return
+				}
+				ms2[i] = c
+			}
+		}()
+	}
+	go func() {
+		defer close(idx)
+		for i := range n {
+			select {
+			case idx <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	b.Cleanup(func() {
+		var cw sync.WaitGroup
+		sem := make(chan struct{}, workers)
+		for _, c := range ms2 {
+			sem <- struct{}{}
+			cw.Add(1)
+			go func() {
+				defer cw.Done()
+				defer func() { <-sem }()
+				c.Close()
+			}()
+		}
+		cw.Wait()
+	})
+	opened := time.Since(begin)
+
+	type won struct {
+		c  *etcd.Coordinator
+		l  coordinator.Leadership
+		at time.Time
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	results := make(chan won, n)
+	var cwg sync.WaitGroup
+	for _, c := range ms2 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for cctx.Err() == nil {
+				l, err := c.Campaign(cctx)
+				if err != nil {
+					return
+				}
+				results <- won{c, l, time.Now()}
+				select {
+				case <-l.Done():
+				case <-cctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	defer func() {
+		ccancel()
+		cwg.Wait()
+	}()
+	var cur won
+	select {
+	case cur = <-results:
+	case <-time.After(time.Minute):
+		b.Fatal("nobody won")
+	}
+	campaigning := time.Since(begin)
+	var lat []time.Duration
+	b.ResetTimer()
+	for range rounds * b.N {
+		// Let the herd of the previous handover settle.
+		ct := time.NewTimer(time.Second)
+		<-ct.C
+		t0 := time.Now()
+		if err := cur.l.Resign(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case cur = <-results:
+		case <-time.After(time.Minute):
+			b.Fatal("no handover within a minute")
+		}
+		lat = append(lat, cur.at.Sub(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(opened.Seconds(), "s-open-all")
+	b.ReportMetric(campaigning.Seconds(), "s-until-first-leader")
+	b.ReportMetric(ms(median(lat)), "ms-median/handover")
+}
