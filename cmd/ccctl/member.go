@@ -78,7 +78,7 @@ type member struct {
 	cli     *clientv3.Client // nil on the memory backend
 	coord   coordinator.Coordinator
 	address string
-	locks   []*fslock.Lock
+	locks   *fslock.Manager // nil without filesystem_locks
 	closers []func()
 }
 
@@ -194,33 +194,33 @@ func (m *member) waitFor(ctx context.Context) (int, error) {
 	return 0, nil
 }
 
-// lock takes the filesystem locks, waiting for them.
-func (m *member) lock(ctx context.Context) (int, error) {
-	host, _ := os.Hostname()
-	for _, dir := range m.cfg.FilesystemLocks {
-		owner := fslock.Owner{ID: m.cfg.InstanceID, Host: host, PID: os.Getpid(), AcquiredAt: time.Now().UTC()}
-		l, err := fslock.TryLock(dir, owner)
-		if errors.Is(err, fslock.ErrLocked) {
-			m.log.Info("waiting for filesystem lock", "dir", dir, "err", err)
-			l, err = fslock.Acquire(ctx, dir, owner)
-		}
-		if err != nil {
-			return exitFailure, fmt.Errorf("run: filesystem lock %s: %w", dir, err)
-		}
-		m.log.Info("filesystem lock taken", "dir", dir)
-		m.locks = append(m.locks, l)
-		m.closers = append(m.closers, func() { l.Unlock() })
+// lock makes the manager of the filesystem locks: it takes what it can at
+// once and keeps trying for the others while the member runs (an actor of
+// the controller); the locks are released after the service stopped.
+func (m *member) lock(context.Context) (int, error) {
+	if len(m.cfg.FilesystemLocks) == 0 {
+		return 0, nil
 	}
+	host, _ := os.Hostname()
+	mgr, err := fslock.NewManager(m.cfg.FilesystemLocks, fslock.ManagerOptions{
+		Owner:  fslock.Owner{ID: m.cfg.InstanceID, Host: host, PID: os.Getpid(), AcquiredAt: time.Now().UTC()},
+		Logger: m.log,
+	})
+	if err != nil {
+		return exitUsage, fmt.Errorf("run: %w", err)
+	}
+	mgr.Attempt() // what is free now is held before anything starts
+	m.locks = mgr
+	m.closers = append(m.closers, func() { mgr.Close() })
 	return 0, nil
 }
 
 // Locks reports the filesystem locks for the controller's status.
 func (m *member) Locks() map[string]bool {
-	out := make(map[string]bool, len(m.locks))
-	for _, l := range m.locks {
-		out[l.Dir()] = l.Held()
+	if m.locks == nil {
+		return map[string]bool{}
 	}
-	return out
+	return m.locks.Status()
 }
 
 // run builds the controller and runs it to the end.
@@ -297,6 +297,13 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		Stdout:                      stdout,
 		Stderr:                      stderr,
 		Reap:                        true,
+	}
+	if m.locks != nil {
+		lctx, cancel := context.WithCancel(ctx)
+		lc.Actors = append(lc.Actors, lifecycle.Actor{
+			Execute:   func() error { return m.locks.Run(lctx) },
+			Interrupt: func(error) { cancel() },
+		})
 	}
 	var ctrl *lifecycle.Controller
 	if cfg.HTTPAddress != "" {

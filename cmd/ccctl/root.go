@@ -89,6 +89,7 @@ func NewRootCommand() *cobra.Command {
 		newPauseCommand(true),
 		newPauseCommand(false),
 		newHealthCommand(),
+		newBackupCommand(),
 		newEtcdCommand(),
 		newVersionCommand(),
 	)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,17 @@ func TestRunBadConfigurationExits2BeforeStarting(t *testing.T) {
 				t.Errorf("the service ran; want it never started")
 			}
 		})
+	}
+}
+
+func TestRunFilesystemLockHeldWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "ccctl.yaml")
+	if err := os.WriteFile(conf, []byte("filesystem_locks: ["+dir+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ccctl(t, 30*time.Second, []string{"CCCTL_CONFIG=" + conf, "CCCTL_INSTANCE_ID=locker"}, "run", "--", "cat", dir+"/.ccctl.lock")
+	if r.code != 0 || !strings.Contains(r.stdout, `"id":"locker"`) {
+		t.Errorf("got %d %q (stderr %q); want 0 and the lock file naming the member", r.code, r.stdout, r.stderr)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/retention"
 	"github.com/ccctl/ccctl/schedule"
 )
 
@@ -129,11 +130,17 @@ type Template struct {
 	Reload string
 }
 
+// Policy returns the retention policy of the backups.
+func (b Backups) Policy() retention.Policy {
+	return retention.Policy{Last: b.Last, Hourly: b.Hours, Daily: b.Days, Weekly: b.Weeks, Monthly: b.Months, Yearly: b.Years, Location: b.Location}
+}
+
 // Backups is where backups go and how long they are kept.
 type Backups struct {
 	// Destination is the folder holding one sub-folder per backup name.
 	Destination string
-	// Last, Hours, Days, Weeks, Months and Years are the retention counts.
+	// Last, Hours, Days, Weeks, Months and Years are the retention counts
+	// (retention.Unlimited for all).
 	Last, Hours, Days, Weeks, Months, Years int
 	// Location is the time zone of the retention buckets.
 	Location *time.Location
@@ -508,9 +515,9 @@ func (l *loader) count(key string) int {
 	if !ok {
 		return 0
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		l.fail("%s: %q: want a whole number, 0 or more", l.source(key), s)
+	n, err := retention.ParseCount(s)
+	if err != nil {
+		l.fail("%s: %q: want a whole number, 0 or more, or unlimited", l.source(key), s)
 		return 0
 	}
 	return n

@@ -150,13 +150,13 @@ func Settings() []Setting {
 		{Key: KeySuppressLogRegexp, Env: []string{"SUPPRESS_LOG_REGEXP"}, Help: "the service's output lines matching this regular expression are dropped"},
 		{Key: KeySentryDSN, Env: []string{"SENTRY_DSN"}, Secret: true, NoFlag: true, Help: "report the controller's errors to Sentry"},
 		{Key: KeyBackupsDestination, Env: []string{"BACKUP_DESTINATION_FOLDER"}, Default: "backup", Help: "folder under which backups are stored, one sub-folder per backup name"},
-		{Key: KeyBackupsLast, Env: []string{"BACKUP_LAST_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest N backups"},
+		{Key: KeyBackupsLast, Env: []string{"CCCTL_BACKUP_LAST_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest N backups (`unlimited` or -1: all; likewise for the counts below)"},
 		{Key: KeyBackupsHours, Env: []string{"BACKUP_HOURS_TO_KEEP"}, Kind: Int, Default: "24", Help: "keep the newest backup of each of the last N hours"},
 		{Key: KeyBackupsDays, Env: []string{"BACKUP_DAYS_TO_KEEP"}, Kind: Int, Default: "14", Help: "keep the newest backup of each of the last N days"},
 		{Key: KeyBackupsWeeks, Env: []string{"BACKUP_WEEKS_TO_KEEP"}, Kind: Int, Default: "4", Help: "keep the newest backup of each of the last N ISO weeks"},
 		{Key: KeyBackupsMonths, Env: []string{"BACKUP_MONTHS_TO_KEEP"}, Kind: Int, Default: "3", Help: "keep the newest backup of each of the last N months"},
-		{Key: KeyBackupsYears, Env: []string{"BACKUP_YEARS_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest backup of each of the last N years"},
-		{Key: KeyBackupsTimeZone, Env: []string{"BACKUP_TIMEZONE"}, Default: "UTC", Help: "time zone of the retention buckets (an IANA name)"},
+		{Key: KeyBackupsYears, Env: []string{"CCCTL_BACKUP_YEARS_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest backup of each of the last N years"},
+		{Key: KeyBackupsTimeZone, Env: []string{"CCCTL_BACKUP_TIMEZONE"}, Default: "UTC", Help: "time zone of the retention buckets (an IANA name)"},
 	}
 }
 
