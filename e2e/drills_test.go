@@ -159,10 +159,11 @@ func TestDrill3KillMaster(t *testing.T) {
 }
 
 // demotion returns the first mark after t0 showing that member stopped
-// acting as master: its transition_master_to_slave, or the stop of its
-// service (when the leadership-lost action restarts or exits).
+// acting as master: its transition_master_to_slave, or the exit of its
+// service (when the leadership-lost action restarts or exits, or the
+// controller stops).
 func demotion(ms []mark, member string, t0 time.Time) (mark, bool) {
-	ds := filter(after(ms, t0), member, evMasterToSlave, evStopping, evServiceStopped)
+	ds := filter(after(ms, t0), member, evMasterToSlave, evServiceStopped)
 	if len(ds) == 0 {
 		return mark{}, false
 	}
@@ -182,6 +183,10 @@ func TestDrill4NetworkCut(t *testing.T) {
 	})
 	dm, _ := demotion(ms, master, t0)
 	p := filter(after(ms, t0), "", evSlaveToMaster)[0]
+	t.Logf("timeline after the cut:\n%s", formatMarks(filter(after(ms, t0), "")))
+	if l, err := dockerLogs(d.container(master), 15); err == nil {
+		t.Logf("old master's last log lines:\n%s", l)
+	}
 	t.Logf("drill 4 (network cut of %s, TTL %v): %s %v after the cut; %s's transition_slave_to_master %v after the cut, %v after the demotion",
 		master, ttl, dm.Event, dm.At.Sub(t0).Round(time.Millisecond), p.Member, p.At.Sub(t0).Round(time.Millisecond), p.At.Sub(dm.At).Round(time.Millisecond))
 	if !dm.At.Before(p.At) {
