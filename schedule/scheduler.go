@@ -260,11 +260,15 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) {
 		started = true
 		became := r == coordinator.RoleMaster && (role != coordinator.RoleMaster || tok != token)
 		role, token = r, tok
-		if !j.Role.matches(role) {
-			waiting = nil
+		// A master-only run belongs to the term that started it: a new
+		// term (a new token) ends it as surely as a demotion.
+		if !j.Role.matches(role) || (j.Role == RoleMaster && became) {
 			if running != nil {
 				running.cancel(ErrRoleLost)
 			}
+		}
+		if !j.Role.matches(role) {
+			waiting = nil
 			return
 		}
 		if became && j.Role == RoleMaster && s.claimer != nil {

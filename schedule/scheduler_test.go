@@ -526,3 +526,37 @@ func TestCatchUpAfterTakeover(t *testing.T) {
 		})
 	}
 }
+
+func TestNewTermCancelsMasterRun(t *testing.T) {
+	clk := clock.NewFake(t0.Add(30 * time.Second))
+	b := newBlocker()
+	s, err := schedule.New(schedule.Config{
+		Jobs: []schedule.Job{
+			{Name: "backup", Schedule: "* * * * *", Role: schedule.RoleMaster, Func: b.run},
+			{Name: "any", Schedule: "* * * * *", Role: schedule.RoleAny, Func: b.run},
+		},
+		Clock:  clk,
+		Logger: newLogSink().logger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, s)
+	s.RoleChanged(coordinator.RoleMaster, 1)
+	waitTimers(t, clk, 2)
+	clk.Set(t0.Add(time.Minute))
+	recv(t, b.started, "first run")
+	recv(t, b.started, "second run")
+	s.RoleChanged(coordinator.RoleMaster, 2) // a new term, as after a lost and regained leadership
+	if err := recv(t, b.ended, "end of the master-only run"); !errors.Is(err, schedule.ErrRoleLost) {
+		t.Errorf("cause: got %v; want %v", err, schedule.ErrRoleLost)
+	}
+	waitIdle(t, s, "backup")
+	if st := s.Status()["any"]; !st.Running {
+		t.Errorf("job for any role: got %+v; want it still running", st)
+	}
+	stop()
+	if err := recv(t, b.ended, "end of the other run"); !errors.Is(err, schedule.ErrStopped) {
+		t.Errorf("cause: got %v; want %v", err, schedule.ErrStopped)
+	}
+}
