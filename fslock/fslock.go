@@ -289,7 +289,9 @@ func parseOwner(dir string, b []byte) (Owner, error) {
 }
 
 // writeOwner replaces the file's content by o's JSON: write first, then cut
-// what is left of an older, longer content, then sync.
+// what is left of an older, longer content. It does not fsync: the record
+// is informational, and after a machine crash no lock survives anyway (a
+// torn record reads as ErrNoOwner).
 func writeOwner(f *os.File, o Owner) error {
 	b, err := json.Marshal(o)
 	if err != nil {
@@ -299,10 +301,7 @@ func writeOwner(f *os.File, o Owner) error {
 	if _, err := f.WriteAt(b, 0); err != nil {
 		return err
 	}
-	if err := f.Truncate(int64(len(b))); err != nil {
-		return err
-	}
-	return f.Sync()
+	return f.Truncate(int64(len(b)))
 }
 
 // sameFile returns an error wrapping ErrLost unless path names the file f.

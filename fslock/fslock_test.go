@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,9 @@ func helperRounds(dir string, n int) int {
 			l, err = fslock.TryLock(dir, fslock.Owner{ID: "rounds"})
 			if errors.Is(err, fslock.ErrLocked) {
 				contended++
+				// Back off a little, at random, so that the two holders
+				// interleave rather than spin on each other.
+				time.Sleep(time.Duration(rand.IntN(100)) * time.Microsecond)
 				continue
 			}
 			if err != nil {
@@ -620,4 +624,29 @@ func ExampleTryLock() {
 		fmt.Println("held by", held.Owner.ID)
 	}
 	// Output: held by web-1
+}
+
+func BenchmarkTryLockUnlock(b *testing.B) {
+	dir := b.TempDir()
+	for b.Loop() {
+		l, err := fslock.TryLock(dir, fslock.Owner{ID: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Unlock()
+	}
+}
+
+func BenchmarkTryLockHeld(b *testing.B) {
+	dir := b.TempDir()
+	l, err := fslock.TryLock(dir, fslock.Owner{ID: "holder"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Unlock()
+	for b.Loop() {
+		if _, err := fslock.TryLock(dir, fslock.Owner{ID: "bench"}); !errors.Is(err, fslock.ErrLocked) {
+			b.Fatal(err)
+		}
+	}
 }
