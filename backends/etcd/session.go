@@ -228,6 +228,9 @@ func (c *Coordinator) renew() {
 
 // onDeadline runs when the deadline timer fires.
 func (c *Coordinator) onDeadline() {
+	if !selfFencing {
+		return
+	}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
