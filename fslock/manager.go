@@ -19,7 +19,9 @@ const DefaultRetry = 5 * time.Second
 
 // ManagerOptions configures a Manager.
 type ManagerOptions struct {
-	// Owner is written in every lock file the manager takes.
+	// Owner is written in every lock file the manager takes. Its
+	// AcquiredAt is ignored: each lock records the Clock's time when it was
+	// taken.
 	Owner Owner
 	// Retry is the interval between attempts; 0 means DefaultRetry.
 	Retry time.Duration
@@ -143,7 +145,9 @@ func (m *Manager) Attempt() int {
 				m.log.Warn("filesystem lock on a risky filesystem", "dir", dir, "warning", w)
 			}
 		}
-		nl, err := TryLock(dir, m.opts.Owner)
+		o := m.opts.Owner
+		o.AcquiredAt = m.opts.Clock.Now().UTC()
+		nl, err := TryLock(dir, o)
 		if err != nil {
 			m.logOnce(st, "filesystem lock not taken", dir, err)
 			continue

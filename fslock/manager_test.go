@@ -88,6 +88,9 @@ func TestManager(t *testing.T) {
 	if got := changes.take(); !slices.Equal(got, []string{"a=true"}) {
 		t.Errorf("changes %v; want [a=true]", got)
 	}
+	if o, err := fslock.ReadOwner(a); err != nil || o.ID != "member-1" || !o.AcquiredAt.Equal(fake.Now()) {
+		t.Errorf("owner of a: %+v, %v; want member-1 acquired at %v", o, err, fake.Now())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
@@ -146,6 +149,9 @@ func TestManager(t *testing.T) {
 	tick(t, fake, time.Second)
 	if !m.Held(a) {
 		t.Errorf("Held(a) after the intruder left = false; want true")
+	}
+	if o, err := fslock.ReadOwner(a); err != nil || !o.AcquiredAt.Equal(fake.Now()) {
+		t.Errorf("owner of a after retaking: %+v, %v; want acquired at %v", o, err, fake.Now())
 	}
 
 	if err := m.Close(); err != nil {
