@@ -160,7 +160,7 @@ func (p Policy) location() *time.Location {
 
 // Reasons a backup is kept. The bucket reasons are restic's; a bucket's
 // reason prefixed with "oldest " marks the oldest backup kept because the
-// bucket had count left (restic >= 0.17 marks it the same way).
+// bucket had count left, as current restic marks it.
 const (
 	ReasonLast    = "last snapshot"
 	ReasonHourly  = "hourly snapshot"
@@ -213,7 +213,9 @@ type bucket struct {
 //     the oldest shares its period with an already kept backup.
 //   - A backup is kept when any bucket keeps it, with every bucket's reason.
 //
-// One deliberate difference: an empty policy (every count 0) keeps only the
+// This is restic's keep-last/hourly/daily/weekly/monthly/yearly (its
+// keep-within and keep-tag options have no counterpart). One deliberate
+// difference: an empty policy (every count 0) keeps only the
 // newest backup, with ReasonNewest, where restic would keep everything. So
 // the newest backup is always kept, and a bucket with count 0 never keeps
 // anything. Plan does not depend on the current time and does not modify
