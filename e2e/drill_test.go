@@ -43,6 +43,9 @@ func newDrill(t *testing.T, service string, members ...string) *drill {
 		for _, m := range d.members {
 			names = append(names, d.container(m))
 		}
+		if len(names) == 0 {
+			return
+		}
 		if _, err := docker(append([]string{"rm", "-f", "-v"}, names...)...); err != nil && !strings.Contains(err.Error(), "No such container") {
 			t.Errorf("remove containers: %v", err)
 		}
