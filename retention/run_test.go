@@ -566,6 +566,27 @@ func TestPrune(t *testing.T) {
 	if after := snapshot(t, dir); !maps.Equal(after, before) {
 		t.Errorf("dry run changed the folder: %v; want %v", after, before)
 	}
+	// A real prune needs the folder's lock; a dry run does not.
+	held, err := fslock.TryLock(dir, fslock.Owner{ID: "backup-in-progress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	po.DryRun = false
+	_, err = retention.Prune(ctx, po)
+	cancel()
+	if !errors.Is(err, fslock.ErrLocked) {
+		t.Errorf("Prune while the folder is locked: got %v; want ErrLocked", err)
+	}
+	po.DryRun = true
+	if _, err := retention.Prune(context.Background(), po); err != nil {
+		t.Errorf("dry-run Prune while the folder is locked: %v; want the plan", err)
+	}
+	held.Unlock()
+	if after := snapshot(t, dir); !maps.Equal(after, before) {
+		t.Errorf("folder changed while locked: %v; want %v", after, before)
+	}
+
 	po.DryRun = false
 	real, err := retention.Prune(context.Background(), po)
 	if err != nil {
