@@ -45,7 +45,11 @@ func openCluster(ctx context.Context, cmd *cobra.Command) (*clusterHandle, error
 	if !cfg.UsesEtcd() {
 		return nil, withCode(exitUsage, fmt.Errorf("%s: no etcd configured; want ETCD_ENDPOINTS or ETCD_HOST(S)", name))
 	}
-	ecfg := etcdConfig(cfg, newBaseLogger(cmd.ErrOrStderr(), cfg))
+	// The backend's routine lines (session opened, switchover requested)
+	// are not the command's output: only warnings and errors are shown.
+	quiet := *cfg
+	quiet.LogLevel = max(cfg.LogLevel, slog.LevelWarn)
+	ecfg := etcdConfig(cfg, newBaseLogger(cmd.ErrOrStderr(), &quiet))
 	ecfg.ID = cliID()
 	cli, err := etcd.NewClient(ctx, ecfg)
 	if err != nil {

@@ -325,10 +325,7 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 	if err != nil {
 		return exitUsage, fmt.Errorf("run: %w", err)
 	}
-	code, err := ctrl.Run(ctx)
-	if err != nil {
-		m.log.Error("controller stopped", "exit_code", code, "err", err)
-	}
+	code, _ := ctrl.Run(ctx) // the controller logs why it stopped
 	return code, nil
 }
 

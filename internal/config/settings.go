@@ -176,8 +176,8 @@ type YAMLKey struct {
 func YAMLKeys() []YAMLKey {
 	return []YAMLKey{
 		{Key: "hooks.<name>", DefaultDoc: "none", Help: "a hook: a string runs with `/bin/sh -c`, a list is executed directly, or `{command, timeout}`; `<name>` is one of " + strings.Join(quoted(HookNames()), ", ")},
-		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role: master|slave|any, command, timeout, overlap: skip|queue|replace}`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`"},
-		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories to lock with `flock(2)` on `DIR/.ccctl.lock` while the service runs"},
+		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role, command, timeout, overlap}`; `role` is `master`, `slave` or `any`, `overlap` is `skip`, `queue` or `replace`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`"},
+		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories this member locks (`flock(2)` on `DIR/.ccctl.lock`, holding the member's id, host and pid) while it runs; a lock another member holds is retried every 5s; `/status` shows which are held"},
 		{Key: "templates", DefaultDoc: "none", Help: "a list of `{source, destination, reload}`: Go `text/template` files rendered before the init hook and on every role or master change; `reload` (a shell command) runs when the output changed"},
 	}
 }
