@@ -97,6 +97,8 @@ type LockedError struct {
 	OwnerErr error
 }
 
+// Error describes the holder: "lock DIR: locked by id=... host=... pid=...
+// since ...", or that the holder is unknown.
 func (e *LockedError) Error() string {
 	if e.OwnerErr != nil {
 		return fmt.Sprintf("lock %s: locked by another holder (owner unknown: %v)", e.Dir, e.OwnerErr)
