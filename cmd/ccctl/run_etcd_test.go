@@ -171,3 +171,16 @@ func TestRunInitHookFailureExits4(t *testing.T) {
 		t.Errorf("the service ran; want it never started")
 	}
 }
+
+func TestRunWaitForTimesOutWith3(t *testing.T) {
+	e := etcdtest.Start(t)
+	dir := t.TempDir()
+	env := []string{"ETCD_ENDPOINTS=" + e.Endpoint(0), "ENVIRONMENT=test", "SERVICE=app", "WAIT_FOR_SERVICES=db", "CCCTL_WAIT_FOR_TIMEOUT=2s"}
+	r := ccctl(t, 30*time.Second, env, "run", "--", "touch", dir+"/started")
+	if r.code != 3 || !strings.Contains(r.stderr, "db") {
+		t.Errorf("got %d %q; want 3 and a line naming db", r.code, r.stderr)
+	}
+	if _, err := os.Stat(dir + "/started"); err == nil {
+		t.Errorf("the service ran; want it never started")
+	}
+}

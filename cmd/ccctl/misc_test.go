@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestVersion(t *testing.T) {
+	r := ccctl(t, 20*time.Second, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ccctl ") {
+		t.Errorf("got %d %q; want 0 and a line starting with ccctl", r.code, r.stdout)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := ccctl(t, 20*time.Second, nil, "completion", sh)
+		if r.code != 0 || !strings.Contains(r.stdout, "ccctl") {
+			t.Errorf("completion %s: got %d, %d bytes; want 0 and a script", sh, r.code, len(r.stdout))
+		}
+	}
+}
+
+func TestUnknownFlagIsUsageError(t *testing.T) {
+	r := ccctl(t, 20*time.Second, nil, "status", "--bogus")
+	if r.code != 2 || !strings.Contains(r.stderr, "unknown flag: --bogus") {
+		t.Errorf("got %d %q; want 2 and the unknown flag named", r.code, r.stderr)
+	}
+}
+
+func TestRunYAMLErrorsExit2(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "ttl: 5s\nretries: 3\n", `line 2: unknown key "retries"`},
+		{"unknown hook", "hooks:\n  on_start: echo\n", `hooks.on_start: unknown hook`},
+		{"bad cron", "jobs:\n  - name: j\n    schedule: '61 * * * *'\n    command: echo\n", `jobs[0].schedule: "61 * * * *": want 5 or 6 cron fields`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "ccctl.yaml")
+			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := ccctl(t, 20*time.Second, nil, "run", "--config", p, "--", "true")
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if r.code != 2 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("got %d %q; want 2 and one line containing %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunJobsAndHTTPOnMemoryBackend(t *testing.T) {
+	dir := t.TempDir()
+	marks := filepath.Join(dir, "marks")
+	p := filepath.Join(dir, "ccctl.yaml")
+	y := "jobs:\n  - name: tick\n    schedule: '@every 1s'\n    command: echo \"$CC_JOB $CC_ROLE\" >> " + marks + "\n"
+	if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	r := background(t, []string{"CCCTL_CONFIG=" + p, "CCCTL_HTTP_ADDR=" + addr, "CCCTL_INSTANCE_ID=solo"}, "run", "--", "sleep", "600")
+	eventually(t, 20*time.Second, "a job run", func() bool {
+		b, _ := os.ReadFile(marks)
+		return strings.Contains(string(b), "tick master")
+	})
+	var st struct {
+		ID   string `json:"id"`
+		Role string `json:"role"`
+		Jobs map[string]struct {
+			Result string `json:"result"`
+		} `json:"jobs"`
+	}
+	eventually(t, 20*time.Second, "the job's result in /status", func() bool {
+		resp, err := http.Get("http://" + addr + "/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return false
+		}
+		return st.Jobs["tick"].Result == "success"
+	})
+	if st.ID != "solo" || st.Role != "master" {
+		t.Errorf("/status: got id %q role %q; want solo master", st.ID, st.Role)
+	}
+	if h := ccctl(t, 20*time.Second, []string{"CCCTL_HTTP_ADDR=" + addr}, "health", "--role", "master"); h.code != 0 {
+		t.Errorf("health --role master: got %d; want 0", h.code)
+	}
+	if code := r.stop(t, syscall.SIGTERM, 20*time.Second); code != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit code: got %d; want %d", code, 128+int(syscall.SIGTERM))
+	}
+}
+
+func TestRunWaitForNeedsEtcd(t *testing.T) {
+	r := ccctl(t, 20*time.Second, []string{"WAIT_FOR_SERVICES=db"}, "run", "--", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, "WAIT_FOR_SERVICES: needs etcd") {
+		t.Errorf("got %d %q; want 2 and a line naming WAIT_FOR_SERVICES", r.code, r.stderr)
+	}
+}
