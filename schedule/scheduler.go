@@ -224,8 +224,8 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) {
 		started  bool // onRole has run once
 	)
 	start := func(slot time.Time, catchUp bool) {
-		running = s.start(base, j, slot, role, token, catchUp, log)
 		s.updateStatus(j.Name, func(st *Status) { st.Running = true })
+		running = s.start(base, j, slot, role, token, catchUp, log)
 	}
 	trigger := func(slot time.Time, catchUp bool) {
 		if !slot.After(lastSlot) || !j.Role.matches(role) {

@@ -454,7 +454,7 @@ func TestShellJobTimeoutTerminates(t *testing.T) {
 }
 
 func TestCatchUpAfterTakeover(t *testing.T) {
-	slot := t0.Add(time.Minute)
+	slot := t0.Add(5 * time.Minute)
 	tests := []struct {
 		name      string
 		takenBy   string        // member that claimed the slot before, if any
@@ -475,7 +475,7 @@ func TestCatchUpAfterTakeover(t *testing.T) {
 			}
 			b := newBlocker()
 			s, err := schedule.New(schedule.Config{
-				Jobs:         []schedule.Job{{Name: "backup", Schedule: "* * * * *", Role: schedule.RoleMaster, Func: b.run}},
+				Jobs:         []schedule.Job{{Name: "backup", Schedule: "*/5 * * * *", Role: schedule.RoleMaster, Func: b.run}},
 				Clock:        clk,
 				Claimer:      store.For("new"),
 				MemberID:     "new",
