@@ -106,3 +106,42 @@ func TestRunWaitForNeedsEtcd(t *testing.T) {
 		t.Errorf("got %d %q; want 2 and a line naming WAIT_FOR_SERVICES", r.code, r.stderr)
 	}
 }
+
+func TestRunStandalone(t *testing.T) {
+	r := ccctl(t, 20*time.Second, []string{"ETCD_ENDPOINTS=http://" + freeAddr(t)}, "run", "--standalone", "--", "sh", "-c", "echo alone; exit 5")
+	if r.code != 5 || r.stdout != "alone\n" || !strings.Contains(r.stderr, "standalone") {
+		t.Errorf("got %d %q %q; want 5, the output, and a line saying standalone (etcd not contacted)", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestJSONLogsCarryTheMemberID(t *testing.T) {
+	r := ccctl(t, 20*time.Second, []string{"CCCTL_LOG_FORMAT=json", "CCCTL_INSTANCE_ID=m7"}, "run", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("got %d %q; want 0", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("stderr: got %d lines; want the controller's log", len(lines))
+	}
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line %q: %v; want JSON", line, err)
+			continue
+		}
+		if rec["member"] != "m7" {
+			t.Errorf("log line %q: member got %v; want m7", line, rec["member"])
+		}
+	}
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	r := ccctl(t, 20*time.Second, []string{"CCCTL_TTL=5s"}, "run", "--ttl", "1s", "--", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, `--ttl: "1s": want at least 2s`) {
+		t.Errorf("got %d %q; want 2 and an error naming --ttl", r.code, r.stderr)
+	}
+	r = ccctl(t, 20*time.Second, []string{"CCCTL_TTL=1s"}, "run", "--ttl", "5s", "--", "true")
+	if r.code != 0 {
+		t.Errorf("flag 5s over env 1s: got %d %q; want 0", r.code, r.stderr)
+	}
+}
