@@ -20,7 +20,7 @@
 //
 // The store is the fencing check a real downstream system would make: a write
 // is accepted (write_ok) only when its token is at least the highest token
-// the store has accepted, and rejected (write_stale) otherwise.
+// written to the store before it, and refused (write_stale) otherwise.
 package main
 
 import (
@@ -194,27 +194,44 @@ func serve() error {
 }
 
 // write is one write to the fenced store: accepted when token is at least
-// the highest token accepted so far.
+// every token written before it. The store is a log that every writer
+// appends one line to (one write(2) on an O_APPEND file, so the kernel
+// orders the writes) and then reads back to find its line: no writer holds a
+// lock, so a frozen writer (docker pause) cannot block the others.
 func write(token string) (bool, error) {
 	n, err := strconv.ParseInt(token, 10, 64)
 	if err != nil {
 		return false, fmt.Errorf("fencing token %q: %w", token, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(timelineDir(), "store.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	path := filepath.Join(timelineDir(), "store.log")
+	line := fmt.Sprintf("%d %s %d\n", n, memberID(), time.Now().UnixNano())
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return false, err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
 		return false, err
 	}
-	path := filepath.Join(timelineDir(), "store.token")
-	var highest int64
-	if b, err := os.ReadFile(path); err == nil {
-		highest, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err := f.Close(); err != nil {
+		return false, err
 	}
-	if n < highest {
-		return false, nil
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
 	}
-	return true, os.WriteFile(path, []byte(strconv.FormatInt(n, 10)), 0o644)
+	i := strings.Index(string(b), line)
+	if i < 0 {
+		return false, fmt.Errorf("store: own write %q not found", strings.TrimSpace(line))
+	}
+	for _, l := range strings.Split(string(b[:i]), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if t, err := strconv.ParseInt(f[0], 10, 64); err == nil && t > n {
+			return false, nil
+		}
+	}
+	return true, nil
 }
