@@ -1,0 +1,257 @@
+//go:build e2e
+
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ttl is the members' session TTL: ccctl's minimum, for the most terms per
+// second of test.
+const ttl = 2 * time.Second
+
+// hold is how long the single master must last after TTL + 1 s.
+const hold = 2 * time.Second
+
+// outcome is the result of one seed.
+type outcome struct {
+	sched schedule
+	rep   *report
+	err   error // the harness could not run the seed
+}
+
+// seeds returns the seeds to run.
+func seeds() []int64 {
+	if *flagSeed != 0 {
+		return []int64{*flagSeed}
+	}
+	var s []int64
+	for i := range *flagSeeds {
+		s = append(s, *flagFirst+int64(i))
+	}
+	return s
+}
+
+// TestChaos runs the seeds on ccctl as built and fails on any violation.
+func TestChaos(t *testing.T) {
+	bin := buildCCCTL(t, t.TempDir(), "")
+	totals := map[kind]int{}
+	terms, jobs, spawns, stale := 0, 0, 0, 0
+	minGap, maxSettle := int64(-1), int64(0)
+	for _, seed := range seeds() {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			o := runSeed(t, bin, seed)
+			if o.err != nil {
+				t.Fatalf("seed %d: %v\nreplay: go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seed %d\n%v", seed, o.err, seed, o.sched)
+			}
+			for k, n := range o.sched.counts() {
+				totals[k] += n
+			}
+			terms += len(o.rep.terms)
+			jobs += o.rep.jobs
+			spawns += o.rep.spawns
+			stale += o.rep.staleUsed
+			if o.rep.minGap >= 0 && (minGap < 0 || o.rep.minGap < minGap) {
+				minGap = o.rep.minGap
+			}
+			maxSettle = max(maxSettle, o.rep.settle)
+			if len(o.rep.violations) > 0 {
+				t.Errorf("seed %d: got %d violations; want none:\n  %s\nreplay: go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seed %d\n%v",
+					seed, len(o.rep.violations), strings.Join(o.rep.violations, "\n  "), seed, o.sched)
+			}
+		})
+	}
+	t.Logf("%d seeds: faults %s; %d master terms, %d processes, %d job runs, %d overlaps excused after SIGCONT; smallest demotion-to-promotion gap %v; longest settle %v",
+		len(seeds()), countsText(totals), terms, spawns, jobs, stale, time.Duration(minGap), time.Duration(maxSettle))
+}
+
+// TestChaosCatchesNoFence runs the short seeds on ccctl built with the tag
+// ccctl_nofence (self-fencing off) and asserts that the checker sees two
+// masters at once on one of them.
+func TestChaosCatchesNoFence(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("replaying one seed")
+	}
+	bin := buildCCCTL(t, t.TempDir(), "ccctl_nofence")
+	for i := range *flagNoFence {
+		seed := *flagFirst + int64(i)
+		var caught []string
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			o := runSeed(t, bin, seed)
+			if o.err != nil {
+				t.Fatalf("seed %d: %v", seed, o.err)
+			}
+			for _, v := range o.rep.violations {
+				if strings.HasPrefix(v, "two masters at once") {
+					caught = append(caught, v)
+				}
+			}
+			t.Logf("seed %d without self-fencing: %d violations, %d of them two masters at once", seed, len(o.rep.violations), len(caught))
+		})
+		if len(caught) > 0 {
+			t.Logf("the checker caught the planted bug on seed %d: %s", seed, caught[0])
+			return
+		}
+	}
+	t.Errorf("without self-fencing: got no two-masters violation in %d seeds; want the checker to catch it", *flagNoFence)
+}
+
+func countsText(n map[kind]int) string {
+	var ks []string
+	for k := range n {
+		ks = append(ks, string(k))
+	}
+	sort.Strings(ks)
+	var b []string
+	for _, k := range ks {
+		b = append(b, fmt.Sprintf("%s=%d", k, n[kind(k)]))
+	}
+	return strings.Join(b, " ")
+}
+
+// runSeed runs one seed with the ccctl binary bin and checks its history.
+func runSeed(t *testing.T, bin string, seed int64) outcome {
+	t.Helper()
+	sched := newSchedule(seed, *flagMembers, *flagDuration, ttl)
+	o := outcome{sched: sched}
+	h := newHarness(t, bin, seed, *flagMembers, ttl)
+	h.start()
+	err := h.waitHistory(30*time.Second, "a master and every member past its init hook", func(recs []record) bool {
+		master, started := false, map[string]bool{}
+		for _, r := range recs {
+			if r.kind == "started_as_master" {
+				master = true
+			}
+			if r.kind == "started_as_master" || r.kind == "started_as_slave" {
+				started[r.member] = true
+			}
+		}
+		return master && len(started) == len(h.members)
+	})
+	if err == nil {
+		err = h.runFaults(sched)
+	}
+	if err == nil {
+		end := monotonic()
+		h.recordAt(end, "", recFaultsEnd, "")
+		timer := time.NewTimer(time.Duration(end + (ttl + time.Second + hold).Nanoseconds() - monotonic()))
+		<-timer.C
+		h.record("", recObserved, "")
+	}
+	h.shutdown()
+	o.err = err
+	recs, rerr := readHistory(h.history)
+	if rerr != nil && o.err == nil {
+		o.err = rerr
+	}
+	if o.err != nil {
+		return o
+	}
+	o.rep = check(recs, ttl)
+	var tokens []string
+	for _, tm := range o.rep.terms {
+		tokens = append(tokens, fmt.Sprintf("%s:%d", tm.member, tm.token))
+	}
+	t.Logf("seed %d: faults %s; %d terms (%s); %d processes; %d job runs; settled %v after the faults",
+		seed, countsText(sched.counts()), len(o.rep.terms), strings.Join(tokens, " "), o.rep.spawns, o.rep.jobs, time.Duration(o.rep.settle))
+	if len(o.rep.violations) > 0 && testing.Verbose() {
+		b, _ := os.ReadFile(h.history)
+		t.Logf("history:\n%s", b)
+		for _, m := range h.members {
+			t.Logf("%s log (tail):\n%s", m.id, tail(m.logPath, 40))
+		}
+	}
+	return o
+}
+
+// runFaults plays the schedule, heals everything at its end and waits for
+// etcd to have a leader.
+func (h *harness) runFaults(s schedule) error {
+	type action struct {
+		at      time.Duration
+		i       int
+		recover bool
+	}
+	var acts []action
+	for i, f := range s.Faults {
+		acts = append(acts, action{at: f.At, i: i})
+		switch f.Kind {
+		case faultKill, faultFreeze, faultCut, faultSlow:
+			acts = append(acts, action{at: f.At + f.Dur, i: i, recover: true})
+		}
+	}
+	sort.SliceStable(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
+	target := make([]int, len(s.Faults))
+	var etcdOps sync.WaitGroup // etcd faults run beside the schedule
+	start := time.Now()
+	h.record("", recFaultsStart, fmt.Sprintf("seed=%d", s.Seed))
+	for _, a := range acts {
+		if wait := time.Until(start.Add(a.at)); wait > 0 {
+			timer := time.NewTimer(wait)
+			<-timer.C
+		}
+		f := s.Faults[a.i]
+		if !a.recover {
+			target[a.i] = f.Target
+			if f.Target == anyMaster {
+				if target[a.i] = h.currentMaster(); target[a.i] < 0 {
+					target[a.i] = f.Fallback
+				}
+			}
+		}
+		var m *member
+		if f.Kind != faultEtcdLeader && f.Kind != faultEtcdStop {
+			m = h.members[target[a.i]]
+		}
+		verb := "inject"
+		if a.recover {
+			verb = "heal"
+		}
+		who := "-"
+		if m != nil {
+			who = m.id
+		}
+		h.record(who, recFault, fmt.Sprintf("%s %s", verb, f.Kind))
+		switch {
+		case f.Kind == faultKill && !a.recover:
+			m.kill()
+		case f.Kind == faultKill:
+			m.unhold()
+		case f.Kind == faultFreeze && !a.recover:
+			m.freeze()
+		case f.Kind == faultFreeze:
+			m.thaw()
+		case f.Kind == faultCut:
+			m.cut(!a.recover)
+		case f.Kind == faultSlow && !a.recover:
+			m.slow(f.Delay)
+		case f.Kind == faultSlow:
+			m.slow(0)
+		case f.Kind == faultCrash:
+			m.signalService(syscall.SIGKILL)
+		case f.Kind == faultEtcdLeader:
+			etcdOps.Add(1)
+			go func() {
+				defer etcdOps.Done()
+				if err := h.moveEtcdLeader(); err != nil {
+					h.t.Logf("etcd leader change at %v: %v", f.At, err)
+				}
+			}()
+		case f.Kind == faultEtcdStop:
+			etcdOps.Add(1)
+			go func() {
+				defer etcdOps.Done()
+				h.etcd.Stop(f.Target)
+			}()
+		}
+	}
+	etcdOps.Wait()
+	return h.waitEtcdLeader()
+}

@@ -1,0 +1,370 @@
+//go:build e2e
+
+package chaos
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of history lines besides the hook events (CC_EVENT) and "job".
+const (
+	recSpawn       = "spawn"        // the harness started a ccctl process
+	recExit        = "exit"         // the harness reaped it (it is dead)
+	recFreeze      = "freeze"       // the member and its service are stopped (SIGSTOP)
+	recThaw        = "thaw"         // about to be continued (SIGCONT)
+	recFault       = "fault"        // a fault injected or healed (for the reader)
+	recFaultsStart = "faults_start" // the schedule begins
+	recFaultsEnd   = "faults_end"   // everything healed and etcd has a leader
+	recObserved    = "observed"     // end of the observation, before the shutdown
+)
+
+// staleAfterThaw is how long after SIGCONT a member that was frozen as master
+// may still look master while a newer term runs: ccctl acts on the loss only
+// once it runs again, and the fencing token covers that window.
+const staleAfterThaw = time.Second
+
+// record is one line of the history.
+type record struct {
+	t      int64 // CLOCK_MONOTONIC ns
+	member string
+	kind   string
+	token  int64
+	extra  string
+	line   int
+}
+
+func (r record) String() string {
+	return fmt.Sprintf("%d %s %s %d %s", r.t, r.member, r.kind, r.token, r.extra)
+}
+
+// parseHistory reads the history file's lines, sorted by time.
+func parseHistory(text string) ([]record, error) {
+	var recs []record
+	for i, l := range strings.Split(text, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		f := strings.SplitN(l, " ", 5)
+		if len(f) < 4 {
+			return nil, fmt.Errorf("history line %d %q: got %d fields; want at least 4", i+1, l, len(f))
+		}
+		t, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("history line %d %q: time: %v", i+1, l, err)
+		}
+		tok, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("history line %d %q: token: %v", i+1, l, err)
+		}
+		r := record{t: t, member: f[1], kind: f[2], token: tok, line: i + 1}
+		if len(f) == 5 {
+			r.extra = f[4]
+		}
+		recs = append(recs, r)
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].t < recs[j].t })
+	return recs, nil
+}
+
+// term is one member's tenure as master.
+type term struct {
+	member string
+	inc    int // incarnation of the member (its n-th process)
+	token  int64
+	from   int64
+	to     int64 // math.MaxInt64 while open
+	end    string
+}
+
+func (t term) String() string {
+	to := "open"
+	if t.to != math.MaxInt64 {
+		to = strconv.FormatInt(t.to, 10)
+	}
+	return fmt.Sprintf("%s#%d token %d [%d, %s) ended by %s", t.member, t.inc, t.token, t.from, to, t.end)
+}
+
+// window is a time interval [from, to).
+type window struct{ from, to int64 }
+
+// report is what the checker found.
+type report struct {
+	violations []string
+	terms      []term
+	jobs       int
+	spawns     int
+	staleUsed  int   // overlaps excused by staleAfterThaw
+	minGap     int64 // smallest time from a demotion to the next promotion (ns), -1 if none
+	settle     int64 // from faults_end to a single master (ns), -1 if not measured
+}
+
+func (r *report) failf(format string, args ...any) {
+	r.violations = append(r.violations, fmt.Sprintf(format, args...))
+}
+
+// Hook states of one ccctl process.
+const (
+	stBoot     = "booting"
+	stStarted  = "started"
+	stMaster   = "master"
+	stSlave    = "slave"
+	stStopping = "stopping"
+)
+
+// transitions is the hook state machine: state -> event -> next state.
+var transitions = map[string]map[string]string{
+	stBoot:     {"start": stStarted, "stopping": stStopping},
+	stStarted:  {"started_as_master": stMaster, "started_as_slave": stSlave, "stopping": stStopping},
+	stMaster:   {"transition_master_to_slave": stSlave, "stopping": stStopping},
+	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "stopping": stStopping},
+	stStopping: {},
+}
+
+// check checks a history. ttl is the members' session TTL.
+func check(recs []record, ttl time.Duration) *report {
+	rep := &report{minGap: -1, settle: -1}
+	type proc struct {
+		inc   int
+		state string
+		term  *term
+		alive bool
+	}
+	procs := map[string]*proc{}
+	incs := map[string]int{}
+	frozen := map[string][]window{}
+	thaws := map[string][]int64{}
+	openFreeze := map[string]int64{}
+	var faultsEnd, observed int64 = -1, -1
+	var jobs []record
+	var last int64
+	closeTerm := func(m string, p *proc, t int64, why string) {
+		if p.term != nil {
+			p.term.to, p.term.end = t, why
+			rep.terms = append(rep.terms, *p.term)
+			p.term = nil
+		}
+	}
+	for _, r := range recs {
+		last = r.t
+		switch r.kind {
+		case recFault, recFaultsStart:
+			continue
+		case recFaultsEnd:
+			faultsEnd = r.t
+			continue
+		case recObserved:
+			observed = r.t
+			continue
+		case recFreeze:
+			openFreeze[r.member] = r.t
+			continue
+		case recThaw:
+			if f, ok := openFreeze[r.member]; ok {
+				frozen[r.member] = append(frozen[r.member], window{f, r.t})
+				thaws[r.member] = append(thaws[r.member], r.t)
+				delete(openFreeze, r.member)
+			}
+			continue
+		case recSpawn:
+			if p := procs[r.member]; p != nil && p.alive {
+				rep.failf("%s spawned at %d while its previous process is alive", r.member, r.t)
+			}
+			incs[r.member]++
+			procs[r.member] = &proc{inc: incs[r.member], state: stBoot, alive: true}
+			rep.spawns++
+			continue
+		case "job":
+			jobs = append(jobs, r)
+			continue
+		}
+		p := procs[r.member]
+		if p == nil || !p.alive {
+			rep.failf("%s: %s at %d (line %d) with no live process", r.member, r.kind, r.t, r.line)
+			continue
+		}
+		if r.kind == recExit {
+			closeTerm(r.member, p, r.t, "death")
+			if f, ok := openFreeze[r.member]; ok {
+				frozen[r.member] = append(frozen[r.member], window{f, r.t})
+				delete(openFreeze, r.member)
+			}
+			p.alive = false
+			continue
+		}
+		next, ok := transitions[p.state][r.kind]
+		if !ok {
+			rep.failf("%s#%d: hook %s in state %s at %d (line %d): not a transition of the state machine", r.member, p.inc, r.kind, p.state, r.t, r.line)
+			continue
+		}
+		if next == stMaster {
+			if r.token <= 0 {
+				rep.failf("%s#%d: %s at %d with token %d; want a positive token", r.member, p.inc, r.kind, r.t, r.token)
+			}
+			p.term = &term{member: r.member, inc: p.inc, token: r.token, from: r.t, to: math.MaxInt64}
+		} else if p.state == stMaster {
+			closeTerm(r.member, p, r.t, r.kind)
+		}
+		p.state = next
+	}
+	for m, p := range procs {
+		if p.term != nil {
+			rep.terms = append(rep.terms, *p.term)
+		}
+		if f, ok := openFreeze[m]; ok {
+			frozen[m] = append(frozen[m], window{f, max(last, f) + 1})
+		}
+	}
+	sort.Slice(rep.terms, func(i, j int) bool { return rep.terms[i].from < rep.terms[j].from })
+
+	// Tokens strictly increase from term to term.
+	for i := 1; i < len(rep.terms); i++ {
+		a, b := rep.terms[i-1], rep.terms[i]
+		if b.token <= a.token {
+			rep.failf("tokens: got %d after %d (%v, then %v); want strictly increasing", b.token, a.token, a, b)
+		}
+		if a.to != math.MaxInt64 {
+			if gap := b.from - a.to; rep.minGap < 0 || gap < rep.minGap {
+				rep.minGap = gap
+			}
+		}
+	}
+
+	// No two masters at once.
+	for i := range rep.terms {
+		for j := i + 1; j < len(rep.terms); j++ {
+			a, b := rep.terms[i], rep.terms[j]
+			if a.member == b.member && a.inc == b.inc {
+				continue
+			}
+			ov := window{max(a.from, b.from), min(a.to, b.to)}
+			if ov.from >= ov.to {
+				continue
+			}
+			older := a
+			if b.token < a.token {
+				older = b
+			}
+			excused := append(append([]window(nil), frozen[a.member]...), frozen[b.member]...)
+			var thawWins []window
+			for _, th := range thaws[older.member] {
+				if th > older.from && th < older.to {
+					thawWins = append(thawWins, window{th, th + staleAfterThaw.Nanoseconds()})
+				}
+			}
+			left := subtract([]window{ov}, excused)
+			if len(left) == 0 {
+				continue
+			}
+			rest := subtract(left, thawWins)
+			if len(rest) > 0 {
+				rep.failf("two masters at once for %v: %v and %v", time.Duration(total(rest)), a, b)
+			} else {
+				rep.staleUsed++
+			}
+		}
+	}
+
+	// The master-only job: at most once per slot, with a token of the
+	// member's own terms.
+	slots := map[string][]record{}
+	for _, j := range jobs {
+		slots[j.extra] = append(slots[j.extra], j)
+		ok := false
+		for _, t := range rep.terms {
+			if t.member == j.member && t.token == j.token {
+				ok = true
+			}
+		}
+		if !ok {
+			rep.failf("job %s ran on %s at %d with token %d, which is not a term of %s", j.extra, j.member, j.t, j.token, j.member)
+		}
+	}
+	rep.jobs = len(jobs)
+	for slot, rs := range slots {
+		if len(rs) > 1 {
+			rep.failf("job slot %s ran %d times: %v; want at most once", slot, len(rs), rs)
+		}
+	}
+
+	// Once the faults stopped: one master within ttl + 1 s, to the end.
+	if faultsEnd >= 0 && observed > faultsEnd {
+		points := []int64{faultsEnd, observed}
+		for _, t := range rep.terms {
+			for _, p := range []int64{t.from, t.to} {
+				if p > faultsEnd && p < observed {
+					points = append(points, p)
+				}
+			}
+		}
+		sort.Slice(points, func(i, j int) bool { return points[i] < points[j] })
+		lastBad := faultsEnd
+		for k := 0; k+1 < len(points); k++ {
+			p := points[k]
+			if p == points[k+1] {
+				continue
+			}
+			n := 0
+			for _, t := range rep.terms {
+				if t.from <= p && t.to > p {
+					n++
+				}
+			}
+			if n != 1 {
+				lastBad = points[k+1]
+			}
+		}
+		rep.settle = lastBad - faultsEnd
+		if lastBad == observed {
+			rep.failf("after the faults: no single master at the end of the observation, %v after they stopped", time.Duration(observed-faultsEnd))
+		} else if limit := ttl + time.Second; time.Duration(rep.settle) > limit {
+			rep.failf("after the faults: a single master from %v after they stopped; want within %v (TTL + 1s)", time.Duration(rep.settle), limit)
+		}
+	} else {
+		rep.failf("history: no faults_end and observed records; want both")
+	}
+	return rep
+}
+
+// subtract returns the parts of ws outside every window of cut.
+func subtract(ws, cut []window) []window {
+	for _, c := range cut {
+		var out []window
+		for _, w := range ws {
+			if c.to <= w.from || c.from >= w.to {
+				out = append(out, w)
+				continue
+			}
+			if c.from > w.from {
+				out = append(out, window{w.from, c.from})
+			}
+			if c.to < w.to {
+				out = append(out, window{c.to, w.to})
+			}
+		}
+		ws = out
+	}
+	return ws
+}
+
+func total(ws []window) int64 {
+	var n int64
+	for _, w := range ws {
+		n += w.to - w.from
+	}
+	return n
+}
+
+// readHistory reads and parses the history file.
+func readHistory(path string) ([]record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseHistory(string(b))
+}

@@ -1,0 +1,138 @@
+//go:build e2e
+
+package chaos
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	flagSeeds    = flag.Int("chaos.seeds", 20, "number of seeds to run (from -chaos.first)")
+	flagFirst    = flag.Int64("chaos.first", 1, "first seed")
+	flagSeed     = flag.Int64("chaos.seed", 0, "replay this one seed (0: run -chaos.seeds seeds)")
+	flagDuration = flag.Duration("chaos.duration", 6*time.Second, "fault phase of each seed")
+	flagMembers  = flag.Int("chaos.members", 3, "ccctl members")
+	flagNoFence  = flag.Int("chaos.nofence-seeds", 5, "seeds the planted-bug test may use to see a failure")
+)
+
+// Arguments that make the test binary a helper instead of running tests.
+const (
+	helperHook    = "chaos-hook"    // a hook: one line in the history
+	helperJob     = "chaos-job"     // the master-only job: one line
+	helperService = "chaos-service" // the service: waits for SIGTERM
+)
+
+// Environment of the helpers, set by the harness on each ccctl process and
+// inherited by its hooks, jobs and service.
+const (
+	envHistory = "CHAOS_HISTORY" // the history file
+	envCCCTL   = "CHAOS_CCCTL"   // the ccctl binary: a helper whose parent is not it writes nothing
+	envPIDFile = "CHAOS_PIDFILE" // where the service writes its pid
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case helperHook, helperJob, helperService:
+			os.Exit(helper(os.Args[1]))
+		}
+	}
+	flag.Parse()
+	os.Exit(m.Run())
+}
+
+// monotonic returns CLOCK_MONOTONIC in nanoseconds, the one clock of every
+// process on the machine.
+func monotonic() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(err)
+	}
+	return ts.Nano()
+}
+
+// parentIsCCCTL reports whether this process's parent is still the ccctl
+// binary (not the process that adopted an orphan).
+func parentIsCCCTL() bool {
+	want := os.Getenv(envCCCTL)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid()))
+	return err == nil && want != "" && exe == want
+}
+
+func helper(mode string) int {
+	switch mode {
+	case helperService:
+		return service()
+	case helperHook, helperJob:
+		// The time first: if the parent is still ccctl after it, the event
+		// happened before the member's death.
+		now := monotonic()
+		if !parentIsCCCTL() {
+			return 0
+		}
+		token := os.Getenv("CC_FENCING_TOKEN")
+		if token == "" {
+			token = "0"
+		}
+		var line string
+		if mode == helperHook {
+			line = fmt.Sprintf("%d %s %s %s role=%s\n", now, os.Getenv("CC_INSTANCE_ID"), os.Getenv("CC_EVENT"), token, os.Getenv("CC_ROLE"))
+		} else {
+			line = fmt.Sprintf("%d %s job %s %s@%s\n", now, os.Getenv("CC_INSTANCE_ID"), token, os.Getenv("CC_JOB"), os.Getenv("CC_SCHEDULED_TIME"))
+		}
+		if err := appendLine(os.Getenv(envHistory), line); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	return 2
+}
+
+// appendLine appends one line to path with a single write on an O_APPEND
+// descriptor, so that lines of concurrent writers never interleave.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open history: %w", err)
+	}
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return fmt.Errorf("append history: %w", err)
+	}
+	return f.Close()
+}
+
+// service writes its pid for the harness, then runs until SIGTERM or until
+// its ccctl is gone (a container's processes die together).
+func service() int {
+	pidFile := os.Getenv(envPIDFile)
+	tmp := pidFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o600); err == nil {
+		_ = os.Rename(tmp, filepath.Clean(pidFile))
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sig:
+			return 0
+		case <-tick.C:
+			if !parentIsCCCTL() {
+				return 0
+			}
+		}
+	}
+}

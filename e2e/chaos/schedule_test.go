@@ -1,0 +1,141 @@
+//go:build e2e
+
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+)
+
+// kind is a kind of fault.
+type kind string
+
+// The kinds of faults.
+const (
+	faultKill       kind = "kill"        // SIGKILL of ccctl and its service; restart after the duration
+	faultFreeze     kind = "freeze"      // SIGSTOP, SIGCONT after the duration
+	faultCut        kind = "cut"         // every proxy of the member holds its bytes
+	faultSlow       kind = "slow"        // every proxy of the member delays its bytes
+	faultCrash      kind = "crash"       // SIGKILL of the service only
+	faultEtcdLeader kind = "etcd-leader" // MoveLeader to another etcd member
+	faultEtcdStop   kind = "etcd-stop"   // stop one etcd member for good
+)
+
+// anyMaster as a fault's target means the member that is master when the
+// fault starts (Fallback when none is known).
+const anyMaster = -1
+
+// fault is one entry of a schedule.
+type fault struct {
+	At, Dur  time.Duration
+	Kind     kind
+	Target   int           // member index, or anyMaster; etcd member for etcd-stop
+	Fallback int           // member index used when Target is anyMaster and no master is known
+	Delay    time.Duration // for slow
+}
+
+func (f fault) String() string {
+	target := fmt.Sprintf("m%d", f.Target)
+	if f.Target == anyMaster {
+		target = fmt.Sprintf("master (else m%d)", f.Fallback)
+	}
+	switch f.Kind {
+	case faultEtcdLeader:
+		return fmt.Sprintf("%8v %-11s", f.At, f.Kind)
+	case faultEtcdStop:
+		return fmt.Sprintf("%8v %-11s etcd member %d (not restarted)", f.At, f.Kind, f.Target)
+	case faultCrash:
+		return fmt.Sprintf("%8v %-11s %s", f.At, f.Kind, target)
+	case faultSlow:
+		return fmt.Sprintf("%8v %-11s %s for %v (delay %v)", f.At, f.Kind, target, f.Dur, f.Delay)
+	}
+	return fmt.Sprintf("%8v %-11s %s for %v", f.At, f.Kind, target, f.Dur)
+}
+
+// schedule is a seeded list of faults, sorted by start time.
+type schedule struct {
+	Seed   int64
+	Faults []fault
+}
+
+func (s schedule) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d, %d faults:\n", s.Seed, len(s.Faults))
+	for _, f := range s.Faults {
+		fmt.Fprintf(&b, "  %v\n", f)
+	}
+	return b.String()
+}
+
+// counts returns the number of faults of each kind.
+func (s schedule) counts() map[kind]int {
+	n := map[kind]int{}
+	for _, f := range s.Faults {
+		n[f.Kind]++
+	}
+	return n
+}
+
+// newSchedule returns the schedule of seed for members members, a fault
+// phase of length d and a session TTL ttl. It depends on its arguments only.
+// Faults on etcd itself start early enough (before d - ttl - 2s) for etcd to
+// have a stable leader when the faults stop; every fault ends by d.
+func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x63636374))
+	dur := func(lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+	}
+	s := schedule{Seed: seed}
+	member := func() (int, int) {
+		fb := rng.IntN(members)
+		if rng.IntN(2) == 0 {
+			return anyMaster, fb
+		}
+		return fb, fb
+	}
+	etcdUntil := d - ttl - 2*time.Second
+	etcdStopped := false
+	// One cut of the master longer than the TTL, in the first half.
+	cutAt := dur(0, d/2)
+	s.Faults = append(s.Faults, fault{At: cutAt, Dur: ttl + dur(500*time.Millisecond, 2*time.Second), Kind: faultCut, Target: anyMaster, Fallback: rng.IntN(members)})
+	for at := dur(200*time.Millisecond, 800*time.Millisecond); at < d-300*time.Millisecond; at += dur(300*time.Millisecond, 1200*time.Millisecond) {
+		f := fault{At: at}
+		f.Target, f.Fallback = member()
+		switch p := rng.IntN(100); {
+		case p < 18:
+			f.Kind, f.Dur = faultKill, dur(200*time.Millisecond, 3*time.Second)
+		case p < 36:
+			f.Kind, f.Dur = faultFreeze, dur(200*time.Millisecond, 2*ttl)
+		case p < 56:
+			f.Kind, f.Dur = faultCut, dur(300*time.Millisecond, ttl+2*time.Second)
+		case p < 72:
+			f.Kind, f.Dur = faultSlow, dur(300*time.Millisecond, 3*time.Second)
+			f.Delay = dur(20*time.Millisecond, 700*time.Millisecond)
+		case p < 82:
+			f.Kind = faultCrash
+		case p < 94:
+			f.Kind = faultEtcdLeader
+		default:
+			f.Kind = faultEtcdStop
+			f.Target = rng.IntN(3)
+		}
+		if (f.Kind == faultEtcdLeader || f.Kind == faultEtcdStop) && at >= etcdUntil {
+			continue
+		}
+		if f.Kind == faultEtcdStop {
+			if etcdStopped {
+				continue
+			}
+			etcdStopped = true
+		}
+		if f.At+f.Dur > d {
+			f.Dur = d - f.At
+		}
+		s.Faults = append(s.Faults, f)
+	}
+	sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
+	return s
+}
