@@ -282,6 +282,114 @@ func BenchmarkManyMembers(b *testing.B) {
 		n = 1000
 	}
 	b.Run(fmt.Sprintf("N=%d/ccctl", n), func(b *testing.B) { manyMembers(b, n) })
+	// Plain concurrency.Election at a fifth of the size: each Campaign
+	// reads the candidates' prefix, so the setup grows quadratically (and
+	// etcd's memory with it); ten thousand is out of its reach here.
+	b.Run(fmt.Sprintf("N=%d/concurrency.Election", n/5), func(b *testing.B) { manyElection(b, n/5) })
+}
+
+func manyElection(b *testing.B, n int) {
+	const (
+		clients = 4
+		workers = 64
+		rounds  = 5
+		ttl     = 60
+	)
+	e := etcdtest.Start(b)
+	var clis []*clientv3.Client
+	for range clients {
+		clis = append(clis, etcdtest.NewClient(b, e.Endpoint(0)))
+	}
+	pfx := "/bench/" + newCluster().Service + "/election"
+	begin := time.Now()
+	els := make([]*concurrency.Election, n)
+	var wg sync.WaitGroup
+	idx := make(chan int)
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				s, err := concurrency.NewSession(clis[i%clients], concurrency.WithTTL(ttl))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b.Cleanup(func() { s.Close() })
+				els[i] = concurrency.NewElection(s, pfx)
+			}
+		}()
+	}
+	for i := range n {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	type won struct {
+		i  int
+		at time.Time
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan won, n)
+	var cwg sync.WaitGroup
+	for i, el := range els {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			if err := el.Campaign(ctx, fmt.Sprintf("m%05d", i)); err == nil {
+				results <- won{i, time.Now()}
+			}
+		}()
+	}
+	defer func() {
+		cancel()
+		cwg.Wait()
+	}()
+	var cur won
+	select {
+	case cur = <-results:
+	case <-time.After(5 * time.Minute):
+		b.Fatal("nobody won")
+	}
+	// Wait until every candidate has its key.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		resp, err := clis[0].Get(context.Background(), pfx+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil && resp.Count == int64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not every candidate campaigning within 5 minutes (%v, %v)", resp, err)
+		}
+		pt := time.NewTimer(50 * time.Millisecond)
+		<-pt.C
+	}
+	campaigning := time.Since(begin)
+	var lat []time.Duration
+	b.ResetTimer()
+	for range rounds * b.N {
+		ct := time.NewTimer(time.Second)
+		<-ct.C
+		t0 := time.Now()
+		if err := els[cur.i].Resign(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case cur = <-results:
+		case <-time.After(time.Minute):
+			b.Fatal("no handover within a minute")
+		}
+		lat = append(lat, cur.at.Sub(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(campaigning.Seconds(), "s-until-all-campaigning")
+	b.ReportMetric(ms(median(lat)), "ms-median/handover")
 }
 
 func manyMembers(b *testing.B, n int) {

@@ -40,20 +40,29 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			w.stop()
 		}
 	}()
+	var st electionState
+	stale := true // st must be read from etcd
 	for {
 		if err := c.campaignDone(ctx); err != nil {
 			return nil, err
 		}
-		st, err := c.readElection(ctx)
-		if err != nil {
-			if err := c.campaignDone(ctx); err != nil {
-				return nil, err
+		if stale {
+			if w != nil {
+				w.stop()
+				w = nil
 			}
-			c.log.Warn("campaign: read election", "err", err)
-			if err := c.backoff(ctx, retryDelay); err != nil {
-				return nil, err
+			var err error
+			if st, err = c.readElection(ctx); err != nil {
+				if err := c.campaignDone(ctx); err != nil {
+					return nil, err
+				}
+				c.log.Warn("campaign: read election", "err", err)
+				if err := c.backoff(ctx, retryDelay); err != nil {
+					return nil, err
+				}
+				continue
 			}
-			continue
+			stale = false
 		}
 		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease {
 			// An earlier attempt's request won but its answer was lost.
@@ -77,17 +86,20 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				if err := c.backoff(ctx, retryDelay); err != nil {
 					return nil, err
 				}
+				stale = true
 				continue
 			}
 			if ok {
 				return c.won(token)
 			}
-			continue
+			// Somebody else changed the keys first: the watch brings the
+			// change.
 		}
 		if w == nil {
 			w = c.newWaiter(st.rev)
 		}
-		if err := w.wait(ctx, st.rev); err != nil {
+		var err error
+		if stale, err = w.next(ctx, &st); err != nil {
 			return nil, err
 		}
 	}
@@ -217,36 +229,44 @@ func (c *Coordinator) newWaiter(rev int64) *waiter {
 
 func (w *waiter) stop() { w.cancel() }
 
-// wait returns once something changed after revision rev (or the watch must
-// be restarted: the caller reads again either way), or with an error when
-// ctx is done or the session ends.
-func (w *waiter) wait(ctx context.Context, rev int64) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-w.c.done:
-			return w.c.check("campaign")
-		case resp, ok := <-w.ch:
-			if !ok || resp.Canceled || resp.Err() != nil {
-				// Compacted, no leader, or closed: read again from a new
-				// watch.
-				w.cancel()
-				if !ok || resp.Err() != nil {
-					if err := w.c.backoff(ctx, retryDelay); err != nil {
-						return err
-					}
-				}
-				nw := w.c.newWaiter(rev)
-				w.cancel, w.ch = nw.cancel, nw.ch
-				return nil
+// next waits for the next changes of the watched keys and applies them to
+// st. It reports stale when the watch broke (compaction, no etcd leader,
+// closed): st must then be read again. It fails when ctx is done or the
+// session ends.
+func (w *waiter) next(ctx context.Context, st *electionState) (stale bool, err error) {
+	c := w.c
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-c.done:
+		return false, c.check("campaign")
+	case resp, ok := <-w.ch:
+		if !ok || resp.Canceled || resp.Err() != nil {
+			if err := c.backoff(ctx, retryDelay); err != nil {
+				return false, err
 			}
-			for _, ev := range resp.Events {
-				if ev.Kv.ModRevision > rev {
-					return nil
-				}
-			}
+			return true, nil
 		}
+		seen := st.rev // events of one transaction share a revision
+		for _, ev := range resp.Events {
+			kv := ev.Kv
+			if kv.ModRevision <= seen {
+				continue
+			}
+			if ev.Type == mvccpb.DELETE {
+				kv = nil
+			}
+			switch string(ev.Kv.Key) {
+			case c.keys.leader:
+				st.leader = kv
+			case c.keys.pause:
+				st.pause = kv
+			case c.keys.switchover:
+				st.switchover = kv
+			}
+			st.rev = ev.Kv.ModRevision
+		}
+		return false, nil
 	}
 }
 
