@@ -100,7 +100,9 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 			default:
 				res = ResultCancelled
 			}
-			err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+			if cause := context.Cause(ctx); !errors.Is(err, cause) {
+				err = fmt.Errorf("%w: %w", cause, err)
+			}
 		}
 	}
 	s.metrics.finished(j, res, dur)

@@ -165,9 +165,14 @@ type Status struct {
 
 // RunInfo describes the run a job's context belongs to.
 type RunInfo struct {
-	Job   string
-	Slot  time.Time
-	Role  coordinator.Role
+	// Job is the job's name.
+	Job string
+	// Slot is the scheduled time the run is for (not when it started:
+	// jitter and catching up come after it).
+	Slot time.Time
+	// Role is the member's role when the run was started.
+	Role coordinator.Role
+	// Token is the fencing token of the master's term (0 for other roles).
 	Token int64
 }
 
