@@ -320,6 +320,7 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 			return exitUsage, fmt.Errorf("run: CCCTL_HTTP_ADDR: %w", err)
 		}
 		lc.Actors = append(lc.Actors, lifecycle.Actor{Execute: srv.Execute, Interrupt: srv.Interrupt})
+		m.closers = append(m.closers, func() { srv.Interrupt(nil) }) // also when New fails
 	}
 	ctrl, err := lifecycle.New(lc)
 	if err != nil {

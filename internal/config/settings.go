@@ -16,6 +16,8 @@ package config
 
 import (
 	"strings"
+
+	"github.com/ccctl/ccctl/lifecycle"
 )
 
 // Kind is the type of a setting's value.
@@ -190,12 +192,12 @@ func quoted(ss []string) []string {
 	return out
 }
 
-// HookNames returns the names a hook can have: the original's method names.
+// HookNames returns the names a hook can have: the original's method names,
+// as lifecycle defines them.
 func HookNames() []string {
-	return []string{
-		"start", "started_as_master", "started_as_slave",
-		"transition_slave_to_master", "transition_master_to_slave",
-		"master_changed", "members_added", "members_removed",
-		"became_active", "stopping",
+	out := make([]string, len(lifecycle.HookNames))
+	for i, n := range lifecycle.HookNames {
+		out[i] = string(n)
 	}
+	return out
 }
