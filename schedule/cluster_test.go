@@ -16,12 +16,14 @@ import (
 )
 
 // member is what a backend gives the cluster test: a registered handle
-// that also claims slots, and a way to make it fail as a crashed process
-// would (renewals stop, the lease is not revoked).
+// that also claims slots, a way to make it fail as a crashed process would
+// (renewals stop, the lease is not revoked), and, for a backend on a fake
+// clock, a way to let its lease expire (nil when it expires in real time).
 type member struct {
-	c     coordinator.Coordinator
-	claim coordinator.SlotClaimer
-	crash func()
+	c      coordinator.Coordinator
+	claim  coordinator.SlotClaimer
+	crash  func()
+	expire func()
 }
 
 type roleEvent struct {
@@ -277,6 +279,9 @@ func runClusterScenario(t *testing.T, join func(t *testing.T, id string) member)
 	delete(e.nodes, m)
 	e.clk.Set(slot(4).Add(20 * time.Second))
 	e.settle()
+	if crashed.m.expire != nil {
+		crashed.m.expire()
+	}
 	m = e.handover(m, true)
 	e.claims.waitAttempt(t, fmt.Sprintf("%s backup %s false", m, slot(4).Format(time.RFC3339Nano)))
 
@@ -291,6 +296,9 @@ func runClusterScenario(t *testing.T, join func(t *testing.T, id string) member)
 	e.settle()
 	e.clk.Set(slot(5).Add(30 * time.Second))
 	e.settle()
+	if crashed.m.expire != nil {
+		crashed.m.expire()
+	}
 	m = e.handover(m, true)
 	r = recv(t, e.runs, "run of slot 5")
 	if r.member != m || !r.slot.Equal(slot(5)) {
@@ -334,12 +342,13 @@ func runClusterScenario(t *testing.T, join func(t *testing.T, id string) member)
 var testCluster = coordinator.Cluster{Environment: "test", Service: "db"}
 
 // TestClusterMemory runs the cluster scenario on the memory backend. Its
-// store runs on the real clock (the leases expire in real time, 2s after
-// a crash); the schedulers share a fake clock.
+// store has a fake clock of its own, moved past the TTL to expire a crashed
+// member's lease; the schedulers share another.
 func TestClusterMemory(t *testing.T) {
-	store := memory.NewStore()
+	storeClk := clock.NewFake(t0)
+	store := memory.NewStore(memory.WithClock(storeClk))
 	runClusterScenario(t, func(t *testing.T, id string) member {
-		c, err := memory.New(store, memory.Config{Cluster: testCluster, ID: id, TTL: 2 * time.Second, Logger: newLogSink().logger()})
+		c, err := memory.New(store, memory.Config{Cluster: testCluster, ID: id, Logger: newLogSink().logger()})
 		if err != nil {
 			t.Fatalf("memory.New(%s): %v", id, err)
 		}
@@ -347,7 +356,7 @@ func TestClusterMemory(t *testing.T) {
 		if err := c.Register(context.Background(), coordinator.Member{State: coordinator.StateRunning}); err != nil {
 			t.Fatalf("register %s: %v", id, err)
 		}
-		return member{c: c, claim: c, crash: c.Crash}
+		return member{c: c, claim: c, crash: c.Crash, expire: func() { storeClk.Advance(memory.DefaultTTL + time.Second) }}
 	})
 }
 
