@@ -1,0 +1,271 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/backends/etcd"
+	"github.com/ccctl/ccctl/coordinator"
+)
+
+// Sizes of the in-process members' plumbing.
+const (
+	scaleClients = 8
+	scaleWorkers = 64
+)
+
+// inproc is one in-process member.
+type inproc struct {
+	c *etcd.Coordinator
+}
+
+// wonAt is a leadership won and when (CLOCK_MONOTONIC).
+type wonAt struct {
+	l  coordinator.Leadership
+	at int64
+}
+
+// cluster of in-process members, all campaigning.
+type scaleCluster struct {
+	members []*inproc
+	won     chan wonAt // every win in the cluster
+}
+
+// openScale opens clusters x perCluster members sharing scaleClients
+// clients; every member registers and campaigns until ctx is done. It
+// returns the clusters and how long opening took.
+func (r *report) openScale(t *testing.T, ctx context.Context, clis []*clientv3.Client, what string, clusters, perCluster int, wg *sync.WaitGroup) ([]*scaleCluster, time.Duration) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cls := make([]*scaleCluster, clusters)
+	svc := make([]string, clusters)
+	for i := range cls {
+		cls[i] = &scaleCluster{members: make([]*inproc, perCluster), won: make(chan wonAt, perCluster)}
+		svc[i] = r.service(what)
+	}
+	begin := time.Now()
+	idx := make(chan int)
+	errs := make(chan error, scaleWorkers)
+	var ow sync.WaitGroup
+	for range scaleWorkers {
+		ow.Add(1)
+		go func() {
+			defer ow.Done()
+			for i := range idx {
+				ci, mi := i/perCluster, i%perCluster
+				id := fmt.Sprintf("m%05d", mi)
+				cfg := etcd.Config{Cluster: coordinator.Cluster{Environment: "bench", Service: svc[ci]}, ID: id, TTL: *scaleTTL, Logger: quiet}
+				c, err := etcd.NewWithClient(ctx, clis[i%len(clis)], cfg)
+				if err == nil {
+					err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
+				}
+				if err != nil {
+					errs <- fmt.Errorf("open %s/%s: %w", svc[ci], id, err)
+					for range idx {
+					}
+					return
+				}
+				m := &inproc{c: c}
+				cls[ci].members[mi] = m
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						l, err := c.Campaign(ctx)
+						if err != nil {
+							return
+						}
+						cls[ci].won <- wonAt{l, mono()}
+						select {
+						case <-l.Done():
+						case <-ctx.Done():
+							return
+						}
+					}
+				}()
+			}
+		}()
+	}
+	for i := range clusters * perCluster {
+		idx <- i
+	}
+	close(idx)
+	ow.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	return cls, time.Since(begin)
+}
+
+// current returns the cluster's current leadership: the latest win, waiting
+// for one when the latest has ended (a session lost under load).
+func current(t *testing.T, cl *scaleCluster, cur wonAt) wonAt {
+	t.Helper()
+	for {
+		select {
+		case w := <-cl.won:
+			cur = w
+			continue
+		default:
+		}
+		select {
+		case <-cur.l.Done():
+		default:
+			return cur
+		}
+		select {
+		case cur = <-cl.won:
+		case <-time.After(time.Minute):
+			t.Fatal("no leader within a minute")
+		}
+	}
+}
+
+// closeScale closes every member.
+func closeScale(cls []*scaleCluster) time.Duration {
+	begin := time.Now()
+	sem := make(chan struct{}, scaleWorkers)
+	var wg sync.WaitGroup
+	for _, cl := range cls {
+		for _, m := range cl.members {
+			if m == nil {
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				m.c.Close()
+			}()
+		}
+	}
+	wg.Wait()
+	return time.Since(begin)
+}
+
+// scaleRun opens the members, lets them settle, measures etcd over the
+// window, then hands over in the first clusters (round robin) and closes
+// everything.
+func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) scaleFigures {
+	clis := make([]*clientv3.Client, scaleClients)
+	for i := range clis {
+		clis[i] = r.e.client(t)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	before := r.e.usage(t)
+	cls, opened := r.openScale(t, ctx, clis, what, clusters, perCluster, &wg)
+	// Everyone has a first leader.
+	cur := make([]wonAt, clusters)
+	for i, cl := range cls {
+		select {
+		case cur[i] = <-cl.won:
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("%s: cluster %d has no leader after 5 minutes", what, i)
+		}
+	}
+	sleep(min(r.p.scaleWindow/3, 5*time.Second))
+	u0 := r.e.usage(t)
+	sleep(r.p.scaleWindow)
+	u1 := r.e.usage(t)
+	idleCores := cores(u0, u1)
+
+	var ds []time.Duration
+	for i := range r.p.scaleHandovers {
+		ci := i % clusters
+		sleep(time.Second) // the previous herd settles
+		cur[ci] = current(t, cls[ci], cur[ci])
+		t0 := mono()
+		if err := cur[ci].l.Resign(context.Background()); err != nil {
+			t.Fatalf("%s: resign: %v", what, err)
+		}
+		for {
+			var w wonAt
+			select {
+			case w = <-cls[ci].won:
+			case <-time.After(time.Minute):
+				t.Fatalf("%s: no handover within a minute", what)
+			}
+			cur[ci] = w
+			if w.at >= t0 {
+				ds = append(ds, time.Duration(w.at-t0))
+				break
+			}
+		}
+	}
+	u2 := r.e.usage(t)
+	lost := 0
+	for _, cl := range cls {
+		for _, m := range cl.members {
+			if m.c.Err() != nil {
+				lost++
+			}
+		}
+	}
+	cancel()
+	closed := closeScale(cls)
+	wg.Wait()
+
+	return scaleFigures{
+		n: clusters * perCluster, clusters: clusters,
+		opened: opened, closed: closed,
+		window: u1.at.Sub(u0.at), cores: idleCores,
+		rssBefore: before.maxRSS(), rss: max(u1.maxRSS(), u2.maxRSS()),
+		handover: Summarize(ds), lost: lost,
+	}
+}
+
+// scaleFigures are the results of one scale run.
+type scaleFigures struct {
+	n, clusters    int
+	opened, closed time.Duration
+	window         time.Duration
+	cores          float64
+	rssBefore, rss int64
+	handover       Summary
+	lost           int // sessions lost before the close
+}
+
+// rows formats the figures; the targets are set by the caller.
+func (f scaleFigures) rows() []Row {
+	label := fmt.Sprintf("%d members in one cluster", f.n)
+	if f.clusters > 1 {
+		label = fmt.Sprintf("%d members in %d clusters", f.n, f.clusters)
+	}
+	label += fmt.Sprintf(", TTL %v", *scaleTTL)
+	sys := "ccctl (in-process members)"
+	return []Row{
+		{What: label + ": open (register + campaign) / close all; sessions lost", System: sys, N: strconv.Itoa(f.n),
+			Measured: fmt.Sprintf("%.1f s / %.1f s; %d lost", f.opened.Seconds(), f.closed.Seconds(), f.lost)},
+		{What: label + ": etcd CPU while idle (3 members together)", System: sys, N: fmt.Sprintf("%.0f s", f.window.Seconds()),
+			Measured: fmt.Sprintf("%.2f cores", f.cores)},
+		{What: label + ": etcd RSS, largest member", System: sys, N: "3",
+			Measured: fmt.Sprintf("%.0f MB (%.0f MB before)", mb(f.rss), mb(f.rssBefore))},
+		{What: label + ": handover Resign -> next Campaign returns", System: sys, N: strconv.Itoa(f.handover.N),
+			Measured: fmt.Sprintf("median %s, p99 %s", Ms(f.handover.Median), Ms(f.handover.P99))},
+	}
+}
+
+// scale: one big cluster, then many small ones, on the same etcd.
+func (r *report) scale(t *testing.T) []Row {
+	one := r.scaleRun(t, "one", 1, r.p.oneCluster)
+	rows := one.rows()
+	rows[2].Target, rows[2].Met = "<= 500 MB", Verdict(mb(one.rss) <= 500)
+	rows[3].Target, rows[3].Met = "p99 <= 200 ms", Verdict(one.handover.P99 <= 200*time.Millisecond)
+	many := r.scaleRun(t, "many", r.p.clusters, r.p.manyMembers/r.p.clusters)
+	mrows := many.rows()
+	mrows[1].Target, mrows[1].Met = "<= 1 core", Verdict(many.cores <= 1)
+	return append(rows, mrows...)
+}
