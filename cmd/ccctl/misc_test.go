@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,6 +92,17 @@ func TestRunJobsAndHTTPOnMemoryBackend(t *testing.T) {
 	})
 	if st.ID != "solo" || st.Role != "master" {
 		t.Errorf("/status: got id %q role %q; want solo master", st.ID, st.Role)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ccctl_executions{job="tick"}`, "ccctl_is_master 1", "ccctl_lease_seconds_left"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics: want %s in it", want)
+		}
 	}
 	if h := ccctl(t, 20*time.Second, []string{"CCCTL_HTTP_ADDR=" + addr}, "health", "--role", "master"); h.code != 0 {
 		t.Errorf("health --role master: got %d; want 0", h.code)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -98,18 +99,10 @@ func TestRunOnEtcdFailoverHooksAndHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
-	var metrics strings.Builder
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := resp.Body.Read(buf)
-		metrics.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"ccctl_is_master 1", "ccctl_fencing_token", "ccctl_hook_runs_total", "ccctl_lease_seconds_left"} {
-		if !strings.Contains(metrics.String(), want) {
+		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics: want %q in it", want)
 		}
 	}
