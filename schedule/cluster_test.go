@@ -373,7 +373,7 @@ func TestClusterEtcd(t *testing.T) {
 		defer cancel()
 		c, err := etcd.New(ctx, etcd.Config{
 			Endpoints: []string{p.Endpoint()}, Cluster: testCluster, ID: id,
-			TTL: 2 * time.Second, DialTimeout: 2 * time.Second, Logger: newLogSink().logger(),
+			TTL: 4 * time.Second, DialTimeout: 2 * time.Second, Logger: newLogSink().logger(),
 		})
 		if err != nil {
 			t.Fatalf("etcd.New(%s): %v", id, err)
