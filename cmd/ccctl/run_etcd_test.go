@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -175,5 +176,23 @@ func TestRunWaitForTimesOutWith3(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/started"); err == nil {
 		t.Errorf("the service ran; want it never started")
+	}
+}
+
+func TestRunLeadershipLostExitActionExits5(t *testing.T) {
+	e := etcdtest.Start(t)
+	env := []string{"ETCD_ENDPOINTS=" + e.Endpoint(0), "ENVIRONMENT=test", "SERVICE=lost", "CCCTL_INSTANCE_ID=m1", "CCCTL_LEADERSHIP_LOST_ACTION=exit", "CCCTL_GRACE_PERIOD=2s"}
+	r := background(t, env, "run", "--", "sleep", "600")
+	eventually(t, 30*time.Second, "m1 leads", func() bool {
+		return ccctl(t, 30*time.Second, env, "leader").stdout == "m1\n"
+	})
+	// An operator (or a bug elsewhere) deletes the leader key.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Client(t).Delete(ctx, "/ccctl/test/lost/election/leader"); err != nil {
+		t.Fatalf("delete the leader key: %v", err)
+	}
+	if code := r.wait(t, 30*time.Second); code != 5 {
+		t.Errorf("exit code: got %d; want 5 (stderr %q)", code, r.stderr.String())
 	}
 }
