@@ -22,10 +22,11 @@
 //
 // # What is guaranteed
 //
-//   - A job runs only while the member holds its role. When the role is lost,
-//     the run's context is cancelled (context.Cause is ErrRoleLost) or the
-//     command gets SIGTERM, then SIGKILL after the grace period, to its whole
-//     process group.
+//   - A job runs only while the member holds its role (master when not
+//     given). When the role is lost, or a master-only run's term is
+//     replaced by a new one (a new fencing token), the run's context is
+//     cancelled (context.Cause is ErrRoleLost) or the command gets SIGTERM,
+//     then SIGKILL after the grace period, to its whole process group.
 //   - With a coordinator.SlotClaimer, a master-only job runs at most once per
 //     slot across the cluster: the run claims (job, slot) after its jitter
 //     and runs only if it won. A member that becomes master (or starts as
@@ -34,7 +35,8 @@
 //     since nothing tells whether the slot already ran.
 //   - Overlap: skip (default) drops a slot while a run is going; queue keeps
 //     at most one slot waiting; replace cancels the run (ErrReplaced) and
-//     runs the new slot when it has ended.
+//     runs the new slot when it has ended. A run is going from the start of
+//     its jitter to its end, its slot claim included.
 //   - A timeout cancels the run with ErrTimeout; the clock is the
 //     scheduler's, so a fake clock drives it in tests.
 //
