@@ -36,7 +36,13 @@ func openWith(t testing.TB, cfg etcd.Config) *etcd.Coordinator {
 	if err != nil {
 		t.Fatalf("etcd.New(%s): %v", cfg.ID, err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		begin := time.Now()
+		err := c.Close()
+		if took := time.Since(begin); took > time.Second || err != nil {
+			t.Logf("Close(%s) took %v: %v", cfg.ID, took, err)
+		}
+	})
 	if err := c.Register(ctx, coordinator.Member{ID: cfg.ID, State: coordinator.StateRunning}); err != nil {
 		t.Fatalf("Register(%s): %v", cfg.ID, err)
 	}

@@ -306,7 +306,11 @@ func (c *Cluster) Stop(i int) {
 		c.mu.Lock()
 		m.stopped = true
 		c.mu.Unlock()
+		begin := time.Now()
 		m.stop()
+		if took := time.Since(begin); took > time.Second {
+			c.tb.Logf("etcdtest: stopping member %s took %v", m.name, took)
+		}
 	})
 }
 
