@@ -27,7 +27,7 @@ const (
 // staleAfterThaw is how long after SIGCONT a member that was frozen as master
 // may still look master while a newer term runs: ccctl acts on the loss only
 // once it runs again, and the fencing token covers that window.
-const staleAfterThaw = time.Second
+const staleAfterThaw = 500 * time.Millisecond
 
 // record is one line of the history.
 type record struct {
@@ -100,6 +100,7 @@ type report struct {
 	jobs       int
 	spawns     int
 	staleUsed  int   // overlaps excused by staleAfterThaw
+	maxStale   int64 // the longest of them, from SIGCONT (ns)
 	minGap     int64 // smallest time from a demotion to the next promotion (ns), -1 if none
 	settle     int64 // from faults_end to a single master (ns), -1 if not measured
 }
@@ -138,7 +139,6 @@ func check(recs []record, ttl time.Duration) *report {
 	procs := map[string]*proc{}
 	incs := map[string]int{}
 	frozen := map[string][]window{}
-	thaws := map[string][]int64{}
 	openFreeze := map[string]int64{}
 	var faultsEnd, observed int64 = -1, -1
 	var jobs []record
@@ -167,7 +167,6 @@ func check(recs []record, ttl time.Duration) *report {
 		case recThaw:
 			if f, ok := openFreeze[r.member]; ok {
 				frozen[r.member] = append(frozen[r.member], window{f, r.t})
-				thaws[r.member] = append(thaws[r.member], r.t)
 				delete(openFreeze, r.member)
 			}
 			continue
@@ -252,9 +251,15 @@ func check(recs []record, ttl time.Duration) *report {
 			}
 			excused := append(append([]window(nil), frozen[a.member]...), frozen[b.member]...)
 			var thawWins []window
-			for _, th := range thaws[older.member] {
-				if th > older.from && th < older.to {
-					thawWins = append(thawWins, window{th, th + staleAfterThaw.Nanoseconds()})
+			newer := a
+			if older == a {
+				newer = b
+			}
+			for _, fw := range frozen[older.member] {
+				// Only a freeze that began before the newer term explains
+				// the older master's late demotion.
+				if fw.to > older.from && fw.to < older.to && fw.from < newer.from {
+					thawWins = append(thawWins, window{fw.to, fw.to + staleAfterThaw.Nanoseconds()})
 				}
 			}
 			left := subtract([]window{ov}, excused)
@@ -264,8 +269,15 @@ func check(recs []record, ttl time.Duration) *report {
 			rest := subtract(left, thawWins)
 			if len(rest) > 0 {
 				rep.failf("two masters at once for %v: %v and %v", time.Duration(total(rest)), a, b)
-			} else {
-				rep.staleUsed++
+				continue
+			}
+			rep.staleUsed++
+			for _, w := range left {
+				for _, tw := range thawWins {
+					if w.to > tw.from && w.to <= tw.to {
+						rep.maxStale = max(rep.maxStale, w.to-tw.from)
+					}
+				}
 			}
 		}
 	}

@@ -48,10 +48,11 @@
 //     promotion hook (started_as_master, transition_slave_to_master) to the
 //     start of its demotion hook (transition_master_to_slave, stopping) or
 //     the death of the process. Time during which a member is frozen by
-//     SIGSTOP does not count, and neither does the first second after its
-//     SIGCONT when the member holds the older token: ccctl documents that a
-//     frozen process acts on the loss only when it runs again, and the
-//     fencing token covers that window.
+//     SIGSTOP does not count, and neither do the first 500 ms after its
+//     SIGCONT when the member holds the older token and was frozen before
+//     the newer term began: ccctl documents that a frozen process acts on
+//     the loss only when it runs again, and the fencing token covers that
+//     window.
 //   - Fencing tokens strictly increase from one term to the next.
 //   - Each member's hooks follow the state machine: start, then
 //     started_as_master or started_as_slave, then transitions that match the

@@ -23,6 +23,7 @@ var (
 	flagDuration = flag.Duration("chaos.duration", 6*time.Second, "fault phase of each seed")
 	flagMembers  = flag.Int("chaos.members", 3, "ccctl members")
 	flagNoFence  = flag.Int("chaos.nofence-seeds", 5, "seeds the planted-bug test may use to see a failure")
+	flagHistory  = flag.Bool("chaos.history", false, "log every seed's history and members' logs, not only a failing one's")
 )
 
 // Arguments that make the test binary a helper instead of running tests.

@@ -98,9 +98,11 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 	}
 	etcdUntil := d - ttl - 2*time.Second
 	etcdStopped := false
-	// One cut of the master longer than the TTL, in the first half.
-	cutAt := dur(0, d/2)
-	s.Faults = append(s.Faults, fault{At: cutAt, Dur: ttl + dur(500*time.Millisecond, 2*time.Second), Kind: faultCut, Target: anyMaster, Fallback: rng.IntN(members)})
+	// One cut of the master long enough for another member to take over
+	// while it lasts, early enough to end by d.
+	cutAt := dur(0, max(d-ttl-3*time.Second, time.Millisecond))
+	cut := fault{At: cutAt, Dur: min(ttl+dur(1500*time.Millisecond, 3*time.Second), d-cutAt), Kind: faultCut, Target: anyMaster, Fallback: rng.IntN(members)}
+	s.Faults = append(s.Faults, cut)
 	for at := dur(200*time.Millisecond, 800*time.Millisecond); at < d-300*time.Millisecond; at += dur(300*time.Millisecond, 1200*time.Millisecond) {
 		f := fault{At: at}
 		f.Target, f.Fallback = member()
