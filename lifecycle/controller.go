@@ -19,7 +19,7 @@ import (
 	"github.com/ccctl/ccctl/internal/proc"
 )
 
-// backendTimeout bounds each call to the backend made while stopping.
+// backendTimeout bounds the first registration and the final resignation.
 const backendTimeout = 10 * time.Second
 
 // useServiceCode marks a stop whose exit code is the service's.
@@ -129,11 +129,19 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 			return nil
 		}, func(error) {})
 	}
-	{ // signals: handled until the controller finished its stop, so that a
-		// second SIGTERM during the grace period does not kill the controller
-		// before the service
+	{ // signals: caught from now on, before anything starts, and handled
+		// until the controller finished its stop, so that a second SIGTERM
+		// during the grace period does not kill the controller before the
+		// service
+		sigs := c.cfg.Signals
+		if sigs == nil {
+			ch := make(chan os.Signal, 16)
+			signal.Notify(ch, forwardable()...)
+			defer signal.Stop(ch)
+			sigs = ch
+		}
 		g.Add(func() error {
-			c.handleSignals(c.finished)
+			c.handleSignals(sigs, c.finished)
 			return nil
 		}, func(error) {})
 	}
@@ -203,14 +211,7 @@ func (c *Controller) closeCoordinator() {
 
 // handleSignals stops the controller on SIGTERM or SIGINT and forwards every
 // other signal to the service, until quit is closed.
-func (c *Controller) handleSignals(quit <-chan struct{}) {
-	sigs := c.cfg.Signals
-	if sigs == nil {
-		ch := make(chan os.Signal, 16)
-		signal.Notify(ch, forwardable()...)
-		defer signal.Stop(ch)
-		sigs = ch
-	}
+func (c *Controller) handleSignals(sigs <-chan os.Signal, quit <-chan struct{}) {
 	for {
 		select {
 		case <-quit:

@@ -85,7 +85,7 @@ func (l *loop) sessionLost() {
 func (l *loop) run() {
 	c := l.c
 	c.log.Info("starting", "service", fmt.Sprint(c.cfg.Service.Argv))
-	if err := l.publish(l.bctx, coordinator.StateStarting); err != nil {
+	if err := l.publishWithin(l.bctx, backendTimeout, coordinator.StateStarting); err != nil {
 		l.stop(ExitBackendUnavailable, fmt.Errorf("register: %w", err))
 		return
 	}
@@ -492,16 +492,44 @@ func (l *loop) roleToken() int64 {
 	return 0
 }
 
+// publishTimeout bounds a record update once the member runs: a backend
+// that does not answer must not hold up hooks or a stop for long (the
+// session's own deadline deals with a backend that is gone).
+const publishTimeout = 2 * time.Second
+
 // publish registers the member's record with state.
 func (l *loop) publish(ctx context.Context, state coordinator.State) error {
+	return l.publishWithin(ctx, publishTimeout, state)
+}
+
+// publishWithin registers the member's record with state, waiting at most d.
+func (l *loop) publishWithin(ctx context.Context, d time.Duration, state coordinator.State) error {
 	l.record.State = state
 	l.c.setStatus(func(s *Status) { s.State = state })
-	ctx, cancel := context.WithTimeout(ctx, backendTimeout)
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if err := l.c.coord.Register(ctx, l.record); err != nil {
-		return err
+	return l.c.coord.Register(ctx, l.record)
+}
+
+// publishAsync registers the member's record with state in the background;
+// the returned function waits until that is done.
+func (l *loop) publishAsync(state coordinator.State) (wait func()) {
+	l.record.State = state
+	l.c.setStatus(func(s *Status) { s.State = state })
+	if l.c.coord.Err() != nil {
+		return func() {}
 	}
-	return nil
+	rec := l.record
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(l.bctx, publishTimeout)
+		defer cancel()
+		if err := l.c.coord.Register(ctx, rec); err != nil {
+			l.c.log.Warn("publish state", "state", state, "err", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 // event builds the HookEvent for name.
@@ -683,7 +711,7 @@ func (l *loop) shutdown() {
 	if c.Status().State == coordinator.StateFailed {
 		state = coordinator.StateFailed
 	}
-	l.finalState(state)
+	published := l.publishAsync(state) // in parallel: the stop must not wait on the backend
 	if l.started {
 		l.runHooks(HookStopping, l.role, nil, nil)
 	}
@@ -692,6 +720,7 @@ func (l *loop) shutdown() {
 		code, ran = l.stopService()
 		c.svc.done()
 	}
+	published()
 	close(l.quit)
 	l.wg.Wait()
 	if l.campaign != nil {

@@ -1,7 +1,6 @@
 package lifecycle_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,16 +16,22 @@ import (
 
 // ccctlProcess is the test binary running ccctlMain.
 type ccctlProcess struct {
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	done   chan struct{}
-	code   int
+	cmd            *exec.Cmd
+	stdout, stderr *os.File // files, not pipes: an orphan holding them cannot block Wait
+	done           chan struct{}
+	code           int
+}
+
+func (p *ccctlProcess) output(f *os.File) string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
 }
 
 // startCcctl starts a "ccctl" process supervising the shell script service,
-// prefixed by wrapper (for example unshare).
-func startCcctl(t *testing.T, service string, grace time.Duration, orphans int, wrapper ...string) *ccctlProcess {
+// prefixed by wrapper (for example unshare). A service that writes its pid
+// to pidfile (when not "") has its group killed at cleanup if ccctl had to
+// be killed, so that a failing test leaks nothing.
+func startCcctl(t *testing.T, pidfile, service string, grace time.Duration, orphans int, wrapper ...string) *ccctlProcess {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -42,7 +47,14 @@ func startCcctl(t *testing.T, service string, grace time.Duration, orphans int, 
 		"LT_GRACE="+grace.String(),
 		"LT_ORPHANS="+strconv.Itoa(orphans),
 	)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	dir := t.TempDir()
+	for _, f := range []**os.File{&p.stdout, &p.stderr} {
+		if *f, err = os.CreateTemp(dir, "out"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { (*f).Close() })
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start ccctl: %v", err)
 	}
@@ -64,9 +76,14 @@ func startCcctl(t *testing.T, service string, grace time.Duration, orphans int, 
 		default:
 			p.cmd.Process.Kill()
 			<-p.done
+			if b, err := os.ReadFile(pidfile); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+					syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			}
 		}
 		if t.Failed() {
-			t.Logf("ccctl stderr:\n%s", p.stderr.String())
+			t.Logf("ccctl stderr:\n%s", p.output(p.stderr))
 		}
 	})
 	return p
@@ -96,7 +113,7 @@ func waitFile(t *testing.T, path string) {
 // service's code.
 func TestSIGTERMToCcctl(t *testing.T) {
 	dir := t.TempDir()
-	p := startCcctl(t, fmt.Sprintf(`trap 'echo term > %[1]s/term; exit 42' TERM; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
+	p := startCcctl(t, dir+"/svc.pid", fmt.Sprintf(`echo $$ > %[1]s/svc.pid; trap 'echo term > %[1]s/term; exit 42' TERM; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
 	waitFile(t, dir+"/ready")
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -115,7 +132,7 @@ func TestSIGTERMToCcctl(t *testing.T) {
 func TestSIGTERMIgnored(t *testing.T) {
 	dir := t.TempDir()
 	const grace = 500 * time.Millisecond
-	p := startCcctl(t, fmt.Sprintf(`trap '' TERM; sleep 600 & echo $! > %[1]s/gc; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), grace, 0)
+	p := startCcctl(t, dir+"/svc.pid", fmt.Sprintf(`echo $$ > %[1]s/svc.pid; trap '' TERM; sleep 600 & echo $! > %[1]s/gc; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), grace, 0)
 	waitFile(t, dir+"/ready")
 	b, err := os.ReadFile(dir + "/gc")
 	if err != nil {
@@ -168,13 +185,13 @@ func TestOrphansReaped(t *testing.T) {
 					t.Skipf("unshare does not work here: %v: %s", err, out)
 				}
 			}
-			p := startCcctl(t, orphanService, time.Second, 100, tc.wrapper...)
+			p := startCcctl(t, "", orphanService, time.Second, 100, tc.wrapper...)
 			if code := p.wait(t); code != 3 {
 				t.Errorf("ccctl exit code: got %d; want 3 (the service's)", code)
 			}
 			var pid, orphans, zombies int
-			if _, err := fmt.Sscanf(p.stdout.String(), "pid=%d orphans=%d zombies=%d", &pid, &orphans, &zombies); err != nil {
-				t.Fatalf("ccctl report %q: %v", p.stdout.String(), err)
+			if _, err := fmt.Sscanf(p.output(p.stdout), "pid=%d orphans=%d zombies=%d", &pid, &orphans, &zombies); err != nil {
+				t.Fatalf("ccctl report %q: %v", p.output(p.stdout), err)
 			}
 			if tc.pid1 != (pid == 1) {
 				t.Errorf("ccctl pid: got %d; want pid 1: %v", pid, tc.pid1)
@@ -193,7 +210,7 @@ func TestOrphansReaped(t *testing.T) {
 // reaches the service, and ccctl keeps running.
 func TestSignalForwarded(t *testing.T) {
 	dir := t.TempDir()
-	p := startCcctl(t, fmt.Sprintf(`trap 'echo hup >> %[1]s/hup' HUP; trap 'exit 5' USR2; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
+	p := startCcctl(t, dir+"/svc.pid", fmt.Sprintf(`echo $$ > %[1]s/svc.pid; trap 'echo hup >> %[1]s/hup' HUP; trap 'exit 5' USR2; touch %[1]s/ready; while :; do sleep 0.01; done`, dir), 5*time.Second, 0)
 	waitFile(t, dir+"/ready")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
