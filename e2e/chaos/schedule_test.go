@@ -97,7 +97,6 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 		return fb, fb
 	}
 	etcdUntil := d - ttl - 2*time.Second
-	etcdStopped := false
 	// One cut of the master long enough for another member to take over
 	// while it lasts, early enough to end by d.
 	cutAt := dur(0, max(d-ttl-3*time.Second, time.Millisecond))
@@ -111,32 +110,29 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 			f.Kind, f.Dur = faultKill, dur(200*time.Millisecond, 3*time.Second)
 		case p < 36:
 			f.Kind, f.Dur = faultFreeze, dur(200*time.Millisecond, 2*ttl)
-		case p < 56:
+		case p < 58:
 			f.Kind, f.Dur = faultCut, dur(300*time.Millisecond, ttl+2*time.Second)
-		case p < 72:
+		case p < 74:
 			f.Kind, f.Dur = faultSlow, dur(300*time.Millisecond, 3*time.Second)
 			f.Delay = dur(20*time.Millisecond, 700*time.Millisecond)
-		case p < 82:
-			f.Kind = faultCrash
-		case p < 94:
-			f.Kind = faultEtcdLeader
 		default:
-			f.Kind = faultEtcdStop
-			f.Target = rng.IntN(3)
-		}
-		if (f.Kind == faultEtcdLeader || f.Kind == faultEtcdStop) && at >= etcdUntil {
-			continue
-		}
-		if f.Kind == faultEtcdStop {
-			if etcdStopped {
-				continue
-			}
-			etcdStopped = true
+			f.Kind = faultCrash
 		}
 		if f.At+f.Dur > d {
 			f.Dur = d - f.At
 		}
 		s.Faults = append(s.Faults, f)
+	}
+	// Faults of etcd itself, early enough for etcd to be stable again when
+	// the faults stop: a leader change in two seeds of three, a member
+	// stopped for good in one of three.
+	if etcdUntil > 0 {
+		if rng.IntN(3) < 2 {
+			s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdLeader})
+		}
+		if rng.IntN(3) == 0 {
+			s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdStop, Target: rng.IntN(3)})
+		}
 	}
 	sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
 	return s

@@ -1,0 +1,126 @@
+//go:build e2e
+
+package chaos
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hist builds a history from lines "<seconds> <member> <kind> <token>
+// [extra]", with a start, an end of the faults at 10 s and an observation
+// end at 16 s unless the lines say otherwise.
+func hist(t *testing.T, lines ...string) []record {
+	t.Helper()
+	var b strings.Builder
+	ends := false
+	for _, l := range lines {
+		f := strings.SplitN(l, " ", 2)
+		sec, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if strings.Contains(l, recFaultsEnd) {
+			ends = true
+		}
+		fmt.Fprintf(&b, "%d %s\n", int64(sec*1e9), f[1])
+	}
+	if !ends {
+		b.WriteString("10000000000 - faults_end 0\n16000000000 - observed 0\n")
+	}
+	recs, err := parseHistory(b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// boot is three members booting, m0 as master with token 5.
+var boot = []string{
+	"0.0 m0 spawn 0", "0.0 m1 spawn 0", "0.0 m2 spawn 0",
+	"0.1 m0 start 0", "0.1 m1 start 0", "0.1 m2 start 0",
+	"0.2 m0 started_as_master 5", "0.3 m1 started_as_slave 5", "0.3 m2 started_as_slave 5",
+}
+
+func with(lines ...string) []string { return append(append([]string(nil), boot...), lines...) }
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string // a violation containing this, or "" for none
+	}{
+		{"steady master", boot, ""},
+		{"handover after death", with("2.0 m0 exit 0", "4.3 m1 transition_slave_to_master 9", "4.4 m2 master_changed 9"), ""},
+		{"handover after stopping", with("2.0 m0 stopping 5", "2.1 m1 transition_slave_to_master 9", "2.2 m0 exit 0"), ""},
+		{"two masters", with("2.0 m1 transition_slave_to_master 9", "3.0 m0 stopping 5"), "two masters at once for 1s"},
+		{"two masters, demoted later", with("2.0 m1 transition_slave_to_master 9", "3.0 m0 transition_master_to_slave 0"), "two masters at once"},
+		{"frozen old master", with("1.0 m0 freeze 0", "3.5 m1 transition_slave_to_master 9", "5.0 m0 thaw 0", "5.1 m0 stopping 0"), ""},
+		{"frozen old master late after thaw", with("1.0 m0 freeze 0", "3.5 m1 transition_slave_to_master 9", "5.0 m0 thaw 0", "5.8 m0 stopping 0"), "two masters at once for 300ms"},
+		{"freeze after the newer term began", with("3.5 m1 transition_slave_to_master 9", "4.0 m0 freeze 0", "5.0 m0 thaw 0", "5.1 m0 stopping 0"), "two masters at once for 600ms"},
+		{"token goes back", with("2.0 m0 exit 0", "4.3 m1 transition_slave_to_master 4"), "tokens: got 4 after 5"},
+		{"promotion without token", with("2.0 m0 exit 0", "4.3 m1 transition_slave_to_master 0"), "want a positive token"},
+		{"demotion of a slave", with("2.0 m1 transition_master_to_slave 0"), "not a transition of the state machine"},
+		{"master_changed on the master", with("2.0 m0 master_changed 5"), "not a transition of the state machine"},
+		{"hook after stopping", with("2.0 m1 stopping 5", "2.1 m1 started_as_slave 5"), "not a transition of the state machine"},
+		{"init hook before start", []string{"0.0 m0 spawn 0", "0.1 m0 started_as_master 5"}, "not a transition of the state machine"},
+		{"hook of a dead process", with("2.0 m1 exit 0", "2.1 m1 master_changed 5"), "with no live process"},
+		{"job once per slot", with("1.0 m0 job 5 tick@1", "2.0 m0 job 5 tick@2"), ""},
+		{"job slot twice", with("2.0 m0 exit 0", "4.3 m1 transition_slave_to_master 9", "4.4 m1 job 9 tick@4", "4.5 m1 job 9 tick@4"), "job slot tick@4 ran 2 times"},
+		{"job with another term's token", with("1.0 m1 job 5 tick@1"), "not a term of m1"},
+		{"settles within TTL + 1s", with("9.9 m0 exit 0", "12.5 m1 transition_slave_to_master 9"), ""},
+		{"settles too late", with("9.9 m0 exit 0", "13.5 m1 transition_slave_to_master 9"), "a single master from 3.5s after they stopped; want within 3s"},
+		{"no master at the end", with("9.9 m0 exit 0"), "no single master at the end"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := check(hist(t, tc.lines...), 2*time.Second)
+			got := strings.Join(rep.violations, "\n")
+			if tc.want == "" && got != "" {
+				t.Errorf("got violations:\n%s\nwant none", got)
+			}
+			if tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Errorf("got violations:\n%s\nwant one containing %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckCountsExcusedOverlap(t *testing.T) {
+	rep := check(hist(t, with("1.0 m0 freeze 0", "3.5 m1 transition_slave_to_master 9", "5.0 m0 thaw 0", "5.1 m0 stopping 0")...), 2*time.Second)
+	if rep.staleUsed != 1 || time.Duration(rep.maxStale) != 100*time.Millisecond {
+		t.Errorf("got %d excused overlaps, longest %v; want 1, 100ms", rep.staleUsed, time.Duration(rep.maxStale))
+	}
+	if len(rep.terms) != 2 {
+		t.Errorf("got terms %v; want 2", rep.terms)
+	}
+}
+
+func TestScheduleReplays(t *testing.T) {
+	a := newSchedule(42, 3, 6*time.Second, 2*time.Second).String()
+	b := newSchedule(42, 3, 6*time.Second, 2*time.Second).String()
+	if a != b {
+		t.Errorf("schedule of seed 42: got\n%s\nthen\n%s\nwant the same twice", a, b)
+	}
+	t.Logf("%s", a)
+	if c := newSchedule(43, 3, 6*time.Second, 2*time.Second).String(); c == a {
+		t.Errorf("schedules of seeds 42 and 43: got the same; want different")
+	}
+	for seed := int64(1); seed <= 200; seed++ {
+		s := newSchedule(seed, 3, 6*time.Second, 2*time.Second)
+		long := false
+		for _, f := range s.Faults {
+			if f.At+f.Dur > 6*time.Second {
+				t.Errorf("seed %d: fault %v ends after the phase", seed, f)
+			}
+			if f.Kind == faultCut && f.Target == anyMaster && f.Dur > 2*time.Second+time.Second {
+				long = true
+			}
+		}
+		if !long {
+			t.Errorf("seed %d: no cut of the master longer than TTL + 1s:\n%v", seed, s)
+		}
+	}
+}
