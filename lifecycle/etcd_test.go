@@ -104,3 +104,57 @@ func TestEtcdLeadershipLost(t *testing.T) {
 		})
 	}
 }
+
+// TestEtcdGracefulHandover: on a real etcd, a stopping master's service is
+// gone before the slave's transition hook starts, and the slave takes over
+// within milliseconds of the master's exit, not after a TTL.
+func TestEtcdGracefulHandover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded etcd")
+	}
+	srv := etcdtest.Start(t)
+	h := newHarness(t)
+	open := func(id string) coordinator.Coordinator {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		co, err := etcd.New(ctx, etcd.Config{
+			Endpoints: srv.Endpoints(), Cluster: testCluster, ID: id, TTL: 10 * time.Second, Logger: discardLogger(),
+		})
+		if err != nil {
+			t.Fatalf("etcd.New(%s): %v", id, err)
+		}
+		t.Cleanup(func() { co.Close() })
+		return co
+	}
+	alive := h.dir + "/a-alive"
+	a := h.start(h.newMemberOn(open("a"), func(c *lifecycle.Config) {
+		// The service removes its marker when it gets SIGTERM, then exits.
+		c.Service.Argv = []string{"/bin/sh", "-c", `trap 'rm -f ` + alive + `; exit 0' TERM; touch ` + alive + `; while :; do sleep 0.01; done`}
+	}))
+	waitFile(t, alive)
+	b := h.start(h.newMemberOn(open("b"), func(c *lifecycle.Config) {
+		c.Hooks[lifecycle.HookTransitionSlaveToMaster] = append(c.Hooks[lifecycle.HookTransitionSlaveToMaster],
+			lifecycle.Shell(`test ! -e `+alive+` || echo overlap > `+h.dir+`/overlap`))
+	}))
+	b.waitLines(t, 2)
+	stopped := time.Now()
+	if code, err := a.stop(t); code != 0 || err != nil {
+		t.Errorf("a's Run: got %d, %v; want 0 (the service's code), nil", code, err)
+	}
+	var took time.Duration
+	waitFor(t, "b to take over", func() bool {
+		if b.ctl.Status().Role == coordinator.RoleMaster {
+			took = time.Since(stopped)
+			return true
+		}
+		return false
+	})
+	t.Logf("stop asked of a (stopping hook, SIGTERM, service exit, resign) to b leading: %v (ttl 10s)", took)
+	if took > 5*time.Second {
+		t.Errorf("takeover after a graceful stop: got %v; want well under the ttl of 10s", took)
+	}
+	b.waitLines(t, 3)
+	if _, err := os.Stat(h.dir + "/overlap"); err == nil {
+		t.Errorf("b's transition hook ran while a's service was alive")
+	}
+}

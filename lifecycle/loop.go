@@ -197,6 +197,7 @@ func (l *loop) campaignFailed(err error) {
 // loop handles changes until the controller is asked to stop.
 func (l *loop) loop() {
 	c := l.c
+	l.changed() // a switchover asked for during the init hook
 	for {
 		select {
 		case <-c.stopCh: // a stop wins over changes that came at the same time
