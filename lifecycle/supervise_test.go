@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -183,6 +184,19 @@ func TestStatusAndMetrics(t *testing.T) {
 	if st.ID != "a" || st.Environment != "test" || st.Service != "db" || st.Role != coordinator.RoleMaster ||
 		st.Master != "a" || st.Token <= 0 || st.Paused || !st.Locks["/data"] || st.Jobs["backup"].Result != "ok" {
 		t.Errorf("Status: got %+v; want a master of test/db with its token, lock and job", st)
+	}
+	js, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(js, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "environment", "service", "role", "state", "master", "token", "paused", "locks", "jobs"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("Status JSON %s: key %q missing", js, k)
+		}
 	}
 	got := gather(t, reg)
 	for _, want := range []string{
