@@ -26,6 +26,7 @@ import (
 var (
 	quick    = flag.Bool("quick", false, "fewer rounds, smaller scale, shorter windows: the whole report in about a minute")
 	out      = flag.String("out", "", "also write the table to this file")
+	only     = flag.String("only", "", "run only these parts, comma-separated: idle, startup, handover, timed, scale, image")
 	scaleTTL = flag.Duration("scale-ttl", 10*time.Second, "session TTL of the in-process members of the scale rows")
 )
 
@@ -73,16 +74,35 @@ func TestReport(t *testing.T) {
 	b := buildBins(t)
 	r := &report{e: e, b: b, p: p, cli: e.client(t)}
 
+	run := func(part string) bool {
+		return *only == "" || strings.Contains(","+*only+",", ","+part+",")
+	}
 	var rows []Row
-	rows = append(rows, r.idle(t)...)
-	sessionTraffic := r.sessionTraffic(t)
-	rows = append(rows, r.startup(t)...)
-	rows = append(rows, r.handover(t)...)
-	rows = append(rows, r.electionHandover(t)...)
-	rows = append(rows, sessionTraffic())
-	rows = append(rows, r.timed(t)...)
-	rows = append(rows, r.scale(t)...)
-	rows = append(rows, imageSize(t, b)...)
+	var sessionTraffic func() Row
+	if run("idle") {
+		rows = append(rows, r.idle(t)...)
+		sessionTraffic = r.sessionTraffic(t)
+	}
+	if run("startup") {
+		rows = append(rows, r.startup(t)...)
+	}
+	if run("handover") {
+		rows = append(rows, r.handover(t)...)
+		rows = append(rows, r.electionHandover(t)...)
+	}
+	if sessionTraffic != nil {
+		rows = append(rows, sessionTraffic())
+	}
+	if run("timed") {
+		rows = append(rows, r.timed(t)...)
+	}
+	if run("scale") {
+		t.Logf("so far:\n%s", Table(rows))
+		rows = append(rows, r.scale(t)...)
+	}
+	if run("image") {
+		rows = append(rows, imageSize(t, b)...)
+	}
 	rows = append(rows, references()...)
 
 	var hdr strings.Builder
