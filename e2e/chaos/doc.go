@@ -6,9 +6,14 @@
 // in one shared history, and checks that history. Its tests are behind the
 // build tag e2e:
 //
-//	go test -tags e2e -short -run Chaos ./e2e/chaos/
-//	go test -tags e2e -run Chaos ./e2e/chaos/ -chaos.seeds 200 -chaos.duration 30s
-//	go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seed 17   # replay one seed
+//	go test -tags e2e -short ./e2e/chaos/                       # 20 seeds of 6 s, about 3 minutes
+//	go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seeds 500 -chaos.duration 30s
+//	go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seed 17  # replay one seed
+//
+// Flags: -chaos.seeds (20), -chaos.first (1), -chaos.seed (replay one),
+// -chaos.duration (fault phase per seed, 6s), -chaos.members (3),
+// -chaos.nofence-seeds (5), -chaos.history (log every history). Seeds run
+// in parallel up to -test.parallel.
 //
 // # Set-up
 //
@@ -26,21 +31,24 @@
 //
 // # Faults
 //
-// For the duration of a seed (6 s in short mode), faults start at random
-// times and last a random time: SIGKILL of a member (ccctl and its service,
-// as a container dies) and its restart; SIGSTOP and SIGCONT of a member and
-// its service (docker pause); a member cut off from etcd (every proxy of the
-// member holds its bytes); a slow network (a delay on every proxy of the
-// member); a crash of the service (ccctl then stops and is restarted); an
-// etcd leader change (MoveLeader); and one etcd member stopped for good,
-// since internal/etcdtest cannot restart a member. A target is a member
-// drawn by the seed or "the master at that moment" (read from etcd, with a
-// member drawn by the seed when none is known). Each schedule holds one
-// cut of the master longer than the TTL. A member whose ccctl exits (the
-// session lost, the service crashed) is restarted after 200 ms unless a
-// SIGKILL fault holds it down. The schedule is a function of the seed
-// only: a failing seed prints its seed and its schedule, and -chaos.seed
-// replays it. The processes' timing is not replayed.
+// For the fault phase of a seed, faults start at random times and last a
+// random time: SIGKILL of a member (ccctl and its service, as a container
+// dies) and its restart; SIGSTOP and SIGCONT of a member and its service
+// (docker pause); a member cut off from etcd (every proxy of the member
+// holds its bytes); a slow network (a delay on every proxy of the member); a
+// crash of the service (ccctl then stops and is restarted). A target is a
+// member drawn by the seed or "the master at that moment" (read from etcd,
+// with a member drawn by the seed when none is known). Each schedule holds
+// one cut of the master longer than TTL + 1.5 s. Two seeds in three change
+// etcd's leader (MoveLeader), one in three stops an etcd member for good:
+// internal/etcdtest cannot restart a member, so "stopped and restarted" is
+// not done. Faults of etcd itself happen before the last TTL + 2 s of the
+// phase, so that etcd is stable when the faults stop (etcd extends every
+// lease when its leader changes). A member whose ccctl exits (the session
+// lost, the service crashed) is restarted after 200 ms unless a SIGKILL
+// fault holds it down. The schedule is a function of the seed only: a
+// failing seed prints its seed and its schedule, and -chaos.seed replays
+// it. The processes' timing is not replayed.
 //
 // # What the checker asserts
 //

@@ -38,21 +38,22 @@ type fault struct {
 }
 
 func (f fault) String() string {
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	target := fmt.Sprintf("m%d", f.Target)
 	if f.Target == anyMaster {
 		target = fmt.Sprintf("master (else m%d)", f.Fallback)
 	}
 	switch f.Kind {
 	case faultEtcdLeader:
-		return fmt.Sprintf("%8v %-11s", f.At, f.Kind)
+		return fmt.Sprintf("%8v %-11s", ms(f.At), f.Kind)
 	case faultEtcdStop:
-		return fmt.Sprintf("%8v %-11s etcd member %d (not restarted)", f.At, f.Kind, f.Target)
+		return fmt.Sprintf("%8v %-11s etcd member %d (not restarted)", ms(f.At), f.Kind, f.Target)
 	case faultCrash:
-		return fmt.Sprintf("%8v %-11s %s", f.At, f.Kind, target)
+		return fmt.Sprintf("%8v %-11s %s", ms(f.At), f.Kind, target)
 	case faultSlow:
-		return fmt.Sprintf("%8v %-11s %s for %v (delay %v)", f.At, f.Kind, target, f.Dur, f.Delay)
+		return fmt.Sprintf("%8v %-11s %s for %v (delay %v)", ms(f.At), f.Kind, target, ms(f.Dur), ms(f.Delay))
 	}
-	return fmt.Sprintf("%8v %-11s %s for %v", f.At, f.Kind, target, f.Dur)
+	return fmt.Sprintf("%8v %-11s %s for %v", ms(f.At), f.Kind, target, ms(f.Dur))
 }
 
 // schedule is a seeded list of faults, sorted by start time.
