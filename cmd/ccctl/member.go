@@ -254,10 +254,10 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		jobs := make([]schedule.Job, len(cfg.Jobs))
 		for i, j := range cfg.Jobs {
 			jobs[i] = schedule.Job{Name: j.Name, Schedule: j.Schedule, Role: schedule.Role(j.Role), Command: j.Command,
-				Timeout: j.Timeout, Overlap: schedule.Overlap(j.Overlap)}
+				Timeout: j.Timeout, Overlap: schedule.Overlap(j.Overlap), Jitter: j.Jitter}
 		}
 		claimer, _ := m.coord.(coordinator.SlotClaimer)
-		s, err := schedule.New(schedule.Config{Jobs: jobs, Claimer: claimer, MemberID: cfg.InstanceID, Logger: m.base,
+		s, err := schedule.New(schedule.Config{Jobs: jobs, Location: cfg.JobsLocation, Claimer: claimer, MemberID: cfg.InstanceID, Logger: m.base,
 			Registerer: reg, GracePeriod: cfg.GracePeriod})
 		if err != nil {
 			return exitUsage, fmt.Errorf("run: %w", err)

@@ -78,6 +78,8 @@ type Config struct {
 	SentryDSN string
 	// Backups is the backup destination and retention policy.
 	Backups Backups
+	// JobsLocation is the time zone of the jobs' schedules.
+	JobsLocation *time.Location
 }
 
 // Etcd is how to reach etcd.
@@ -119,6 +121,8 @@ type Job struct {
 	Timeout time.Duration
 	// Overlap is "skip", "queue" or "replace".
 	Overlap string
+	// Jitter is the largest random delay added to each run.
+	Jitter time.Duration
 }
 
 // Template is one configuration template from the YAML file.
@@ -320,6 +324,12 @@ func (l *loader) load() *Config {
 		l.fail("%s: %q: want an IANA time zone name such as UTC or Europe/Paris", l.source(KeyBackupsTimeZone), tz)
 	}
 	c.Backups.Location = loc
+	tz = l.str(KeyJobsTimeZone)
+	loc, err = time.LoadLocation(tz)
+	if err != nil || tz == "" || tz == "Local" {
+		l.fail("%s: %q: want an IANA time zone name such as UTC or Europe/Paris", l.source(KeyJobsTimeZone), tz)
+	}
+	c.JobsLocation = loc
 	l.structured(c)
 	return c
 }
@@ -672,7 +682,7 @@ func (l *loader) structured(c *Config) {
 			l.fail("%s.name: %q: want a name no other job has", where, j.Name)
 		}
 		seen[j.Name] = true
-		if _, err := schedule.ParseSchedule(j.Schedule, nil); err != nil {
+		if _, err := schedule.ParseSchedule(j.Schedule, c.JobsLocation); err != nil {
 			l.fail("%s.schedule: %q: want 5 or 6 cron fields, @hourly-style names or @every <duration>: %v", where, j.Schedule, err)
 		}
 		if job.Role == "" {
@@ -689,6 +699,9 @@ func (l *loader) structured(c *Config) {
 		}
 		if j.Timeout != "" {
 			job.Timeout = l.yamlDuration(where+".timeout", j.Timeout)
+		}
+		if j.Jitter != "" {
+			job.Jitter = l.yamlDuration(where+".jitter", j.Jitter)
 		}
 		job.Command, _ = l.command(where+".command", j.Command)
 		c.Jobs = append(c.Jobs, job)

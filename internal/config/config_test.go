@@ -204,6 +204,8 @@ jobs:
     command: [vacuumdb]
     timeout: 10m
     overlap: queue
+    jitter: 30s
+jobs_timezone: Europe/Berlin
 filesystem_locks: [/data]
 templates:
   - source: a.tmpl
@@ -229,8 +231,11 @@ backups:
 	if len(c.Jobs) != 2 || c.Jobs[0].Role != "master" || c.Jobs[0].Overlap != "skip" || c.Jobs[0].Timeout != 30*time.Second {
 		t.Errorf("jobs: got %+v; want the first with defaults master, skip, 30s", c.Jobs)
 	}
-	if len(c.Jobs) == 2 && (c.Jobs[1].Timeout != 10*time.Minute || c.Jobs[1].Overlap != "queue") {
-		t.Errorf("jobs[1]: got %+v; want 10m and queue", c.Jobs[1])
+	if len(c.Jobs) == 2 && (c.Jobs[1].Timeout != 10*time.Minute || c.Jobs[1].Overlap != "queue" || c.Jobs[1].Jitter != 30*time.Second) {
+		t.Errorf("jobs[1]: got %+v; want 10m, queue and 30s jitter", c.Jobs[1])
+	}
+	if got := c.JobsLocation.String(); got != "Europe/Berlin" {
+		t.Errorf("jobs_timezone: got %s; want Europe/Berlin", got)
 	}
 	if len(c.Templates) != 1 || c.Templates[0].Reload != "kill -HUP 1" {
 		t.Errorf("templates: got %+v; want one with a shell reload", c.Templates)
@@ -274,6 +279,8 @@ func TestInvalid(t *testing.T) {
 		{"cron", nil, "jobs:\n  - name: j\n    schedule: every day\n    command: echo\n", `jobs[0].schedule: "every day": want 5 or 6 cron fields`},
 		{"job role", nil, "jobs:\n  - name: j\n    schedule: '@daily'\n    role: leader\n    command: echo\n", `jobs[0].role: "leader": want master, slave or any`},
 		{"job overlap", nil, "jobs:\n  - name: j\n    schedule: '@daily'\n    overlap: never\n    command: echo\n", `jobs[0].overlap: "never": want skip, queue or replace`},
+		{"job jitter", nil, "jobs:\n  - name: j\n    schedule: '@daily'\n    jitter: soon\n    command: echo\n", `jobs[0].jitter: "soon": want a duration`},
+		{"jobs timezone", map[string]string{"CCCTL_JOBS_TIMEZONE": "Moon/Base"}, "", `CCCTL_JOBS_TIMEZONE: "Moon/Base": want an IANA time zone`},
 		{"yaml syntax", nil, "ttl: [\n", `ccctl.yaml: want valid YAML`},
 		{"list for scalar", nil, "ttl: [1, 2]\n", `ttl: want a single value`},
 	}

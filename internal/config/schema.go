@@ -40,6 +40,7 @@ type fileSchema struct {
 	WaitForTimeout    any                  `yaml:"wait_for_timeout"`
 	SuppressLogRegexp any                  `yaml:"suppress_log_regexp"`
 	SentryDSN         any                  `yaml:"sentry_dsn"`
+	JobsTimezone      any                  `yaml:"jobs_timezone"`
 	Backups           *struct {
 		DestinationFolder any `yaml:"destination_folder"`
 		LastToKeep        any `yaml:"last_to_keep"`
@@ -57,6 +58,7 @@ type fileSchema struct {
 		Command  yaml.Node `yaml:"command"`
 		Timeout  string    `yaml:"timeout"`
 		Overlap  string    `yaml:"overlap"`
+		Jitter   string    `yaml:"jitter"`
 	} `yaml:"jobs"`
 	FilesystemLocks []string `yaml:"filesystem_locks"`
 	Templates       []struct {

@@ -116,6 +116,7 @@ const (
 	KeyBackupsMonths               = "backups.months_to_keep"
 	KeyBackupsYears                = "backups.years_to_keep"
 	KeyBackupsTimeZone             = "backups.timezone"
+	KeyJobsTimeZone                = "jobs_timezone"
 )
 
 // Settings returns every setting that a flag, an environment variable or a
@@ -159,6 +160,7 @@ func Settings() []Setting {
 		{Key: KeyBackupsMonths, Env: []string{"BACKUP_MONTHS_TO_KEEP"}, Kind: Int, Default: "3", Help: "keep the newest backup of each of the last N months"},
 		{Key: KeyBackupsYears, Env: []string{"CCCTL_BACKUP_YEARS_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest backup of each of the last N years"},
 		{Key: KeyBackupsTimeZone, Env: []string{"CCCTL_BACKUP_TIMEZONE"}, Default: "UTC", Help: "time zone of the retention buckets (an IANA name)"},
+		{Key: KeyJobsTimeZone, Env: []string{"CCCTL_JOBS_TIMEZONE"}, Default: "UTC", Help: "time zone of the jobs' cron schedules (an IANA name); across DST changes jobs follow ISC cron"},
 	}
 }
 
@@ -178,7 +180,7 @@ type YAMLKey struct {
 func YAMLKeys() []YAMLKey {
 	return []YAMLKey{
 		{Key: "hooks.<name>", DefaultDoc: "none", Help: "a hook: a string runs with `/bin/sh -c`, a list is executed directly, or `{command, timeout}`; `<name>` is one of " + strings.Join(quoted(HookNames()), ", ")},
-		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role, command, timeout, overlap}`; `role` is `master`, `slave` or `any`, `overlap` is `skip`, `queue` or `replace`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`"},
+		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role, command, timeout, overlap, jitter}`; `role` is `master`, `slave` or `any`, `overlap` is `skip`, `queue` or `replace`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`; `jitter` (a duration, default 0) delays each run by a random amount up to it"},
 		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories this member locks (`flock(2)` on `DIR/.ccctl.lock`, holding the member's id, host and pid) while it runs; a lock another member holds is retried every 5s; `/status` shows which are held"},
 		{Key: "templates", DefaultDoc: "none", Help: "a list of `{source, destination, reload}`: Go `text/template` files rendered before the init hook and on every role or master change; `reload` (a shell command) runs when the output changed"},
 	}
