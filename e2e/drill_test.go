@@ -103,6 +103,28 @@ func (d *drill) start(members ...string) {
 	mustDocker(d.t, append([]string{"start"}, names...)...)
 }
 
+// startConcurrently starts the containers of the given members with one
+// docker command each, all at the same time (one docker start of several
+// containers starts them one after the other).
+func (d *drill) startConcurrently(members ...string) {
+	d.t.Helper()
+	errs := make(chan error, len(members))
+	for _, m := range members {
+		go func() {
+			_, err := docker("start", d.container(m))
+			errs <- err
+		}()
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			d.t.Error(err)
+		}
+	}
+	if d.t.Failed() {
+		d.t.FailNow()
+	}
+}
+
 // marks returns the timeline so far.
 func (d *drill) marks() []mark {
 	d.t.Helper()
