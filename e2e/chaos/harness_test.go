@@ -541,7 +541,11 @@ func (h *harness) shutdown() {
 		case <-time.After(15 * time.Second):
 			h.t.Errorf("%s: still running 15s after SIGTERM; killing it", m.id)
 			_ = syscall.Kill(-inc.pid, syscall.SIGKILL)
-			<-inc.exited
+			select {
+			case <-inc.exited:
+			case <-time.After(10 * time.Second):
+				h.t.Fatalf("%s: pid %d not reaped 10s after SIGKILL", m.id, inc.pid)
+			}
 		}
 	}
 	h.wg.Wait()
