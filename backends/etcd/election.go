@@ -205,8 +205,8 @@ func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
 		return nil, fmt.Errorf("campaign %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
 	}
 	c.leader = l
+	c.wg.Add(1) // under c.mu, so never after Close began waiting
 	c.mu.Unlock()
-	c.wg.Add(1)
 	go l.monitor(mctx)
 	c.log.Info("leadership won", "token", token)
 	return l, nil

@@ -254,15 +254,22 @@ func (c *Coordinator) lose(err error, why string) {
 		c.mu.Unlock()
 		return
 	}
+	if c.closing {
+		// Close is revoking the lease: the end is a close, not a loss.
+		err, why = coordinator.ErrSessionClosed, "closed"
+	}
 	c.err = err
 	l := c.leader
 	c.leader = nil
 	c.mu.Unlock()
-	if l != nil {
-		l.end(err)
-		c.log.Error("leadership lost", "token", l.token, "reason", why)
+	level := slog.LevelError
+	if errors.Is(err, coordinator.ErrSessionClosed) {
+		level = slog.LevelDebug
 	}
-	c.log.Error("session lost", "reason", why)
+	if l != nil && l.end(err) {
+		c.log.Log(context.Background(), level, "leadership lost", "token", l.token, "reason", why)
+	}
+	c.log.Log(context.Background(), level, "session ended", "reason", why)
 	c.cancel()
 	close(c.done)
 }
@@ -349,6 +356,22 @@ func (c *Coordinator) sessionErr(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s %s: %w", op, c.cfg.ID, err)
+}
+
+// spawn runs f in a goroutine that Close waits for, unless the session is
+// closing or has ended; it reports whether it did.
+func (c *Coordinator) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closing {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func isLeaseNotFound(err error) bool { return errors.Is(err, rpctypes.ErrLeaseNotFound) }

@@ -37,12 +37,12 @@ func (c *Coordinator) Watch(ctx context.Context) (<-chan coordinator.Event, erro
 		return nil, c.sessionErr("watch", err)
 	}
 	ch := make(chan coordinator.Event)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	if !c.spawn(func() {
 		defer close(ch)
 		c.watchLoop(ctx, ch, st, rev)
-	}()
+	}) {
+		return nil, c.check("watch")
+	}
 	return ch, nil
 }
 

@@ -29,6 +29,7 @@ type Proxy struct {
 	conns map[net.Conn]struct{}
 
 	bytes atomic.Int64
+	last  time.Time // when bytes last passed; guarded by mu
 	wg    sync.WaitGroup
 }
 
@@ -89,6 +90,16 @@ func (p *Proxy) Reset() {
 // Bytes returns the number of bytes passed on so far, both directions
 // together.
 func (p *Proxy) Bytes() int64 { return p.bytes.Load() }
+
+// LastActivity returns when bytes last passed through the proxy, in either
+// direction (the zero time if never). While cut, it stands still: for a
+// lease kept alive through the proxy, LastActivity + TTL is then a bound
+// that the server's expiry of the lease does not exceed.
+func (p *Proxy) LastActivity() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
 
 // Close stops the proxy, closes every connection and waits for its
 // goroutines. It is idempotent.
@@ -191,5 +202,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			return
 		}
 		p.bytes.Add(int64(len(c.b)))
+		p.mu.Lock()
+		p.last = time.Now()
+		p.mu.Unlock()
 	}
 }
