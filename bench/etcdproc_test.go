@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 			"--initial-cluster-state", "new",
 			"--initial-cluster-token", "bench",
 			"--log-level", "warn",
+			"--enable-pprof",
 		)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -243,6 +245,33 @@ func (e *etcdProcs) grpcCounts(t *testing.T) (calls, msgs float64) {
 		}
 	}
 	return calls, msgs
+}
+
+// profile fetches a CPU profile of every member over d, in parallel, into
+// dir/etcd-<what>-e<i>.pprof.
+func (e *etcdProcs) profile(t *testing.T, dir, what string, d time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, ep := range e.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", ep, int(d.Seconds())))
+			if err != nil {
+				t.Errorf("profile e%d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("etcd-%s-e%d.pprof", what, i)), b, 0o644)
+			}
+			if err != nil {
+				t.Errorf("profile e%d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // freeAddr returns a loopback address with a port that was free a moment

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -192,7 +195,20 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 	}
 	sleep(min(r.p.scaleWindow/3, 5*time.Second))
 	u0 := r.e.usage(t)
-	sleep(r.p.scaleWindow)
+	if *profDir != "" {
+		f, err := os.Create(filepath.Join(*profDir, "driver-"+what+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		r.e.profile(t, *profDir, what, r.p.scaleWindow)
+		pprof.StopCPUProfile()
+		f.Close()
+	} else {
+		sleep(r.p.scaleWindow)
+	}
 	u1 := r.e.usage(t)
 	idleCores := cores(u0, u1)
 
