@@ -33,8 +33,9 @@
 // # Self-fencing
 //
 // The session renews its lease with its own loop: every RenewInterval it
-// sends one keep-alive request (several may be in flight on a slow network)
-// and records its send time on the local monotonic clock. An acknowledgement
+// sends one keep-alive request on a keep-alive stream of its own (several
+// may be in flight on a slow network; answers come in order) and records
+// its send time on the local monotonic clock. An acknowledgement
 // with a positive TTL proves that the lease lives at least until send time +
 // TTL on the server, whose timer started after the send. The session is
 // given up (Leadership.Done closed, then Session.Done, with

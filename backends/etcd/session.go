@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
@@ -167,14 +169,20 @@ func (c *Coordinator) check(op string) error {
 	return nil
 }
 
-// keepAlive sends a keep-alive request every RenewInterval, with at most
-// enough in flight to cover one TTL.
+// keepAlive sends a keep-alive request every RenewInterval on a
+// keep-alive stream of its own, opening a new stream when the last one
+// broke. Requests and answers on one stream are in order, so each answer
+// is matched with the send time of the oldest unanswered request.
 func (c *Coordinator) keepAlive() {
 	defer c.wg.Done()
-	maxInFlight := int(c.cfg.TTL/c.cfg.RenewInterval) + 1
-	slots := make(chan struct{}, maxInFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	var streams sync.WaitGroup
+	defer streams.Wait()
+	var ks *kaStream
+	defer func() {
+		if ks != nil {
+			ks.cancel()
+		}
+	}()
 	t := c.clk.NewTimer(c.cfg.RenewInterval)
 	defer t.Stop()
 	for {
@@ -184,39 +192,102 @@ func (c *Coordinator) keepAlive() {
 		case <-t.C():
 		}
 		t.Reset(c.cfg.RenewInterval)
-		select {
-		case slots <- struct{}{}:
-		default:
-			c.log.Debug("keep-alive skipped: too many in flight")
-			continue
+		if ks != nil && ks.broken() {
+			ks.cancel()
+			ks = nil
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			c.renew()
-		}()
+		if ks == nil {
+			ks = c.openStream(&streams)
+		}
+		ks.send(c)
 	}
 }
 
-// renew sends one keep-alive request and extends the deadline by its
-// acknowledgement.
-func (c *Coordinator) renew() {
-	ctx, cancel := context.WithTimeout(c.bg, c.cfg.TTL)
-	defer cancel()
-	sent := c.clk.Now()
-	resp, err := c.cli.KeepAliveOnce(ctx, c.lease)
-	if err != nil {
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			c.lose(coordinator.ErrSessionExpired, "etcd reports the lease gone")
+// kaStream is one keep-alive stream and the send times of its unanswered
+// requests.
+type kaStream struct {
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	stream pb.Lease_LeaseKeepAliveClient // nil while opening
+	sent   []time.Time
+	err    error // set when the stream broke
+}
+
+// openStream opens a keep-alive stream in a goroutine (opening waits for a
+// connection) that then receives its answers until it breaks.
+func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
+	ctx, cancel := context.WithCancel(c.bg)
+	ks := &kaStream{cancel: cancel}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		stream, err := pb.NewLeaseClient(c.cli.ActiveConnection()).LeaseKeepAlive(ctx, grpc.WaitForReady(true))
+		if err != nil {
+			ks.fail(c, err)
 			return
 		}
-		if c.bg.Err() == nil {
-			c.log.Warn("keep-alive failed", "err", err)
+		ks.mu.Lock()
+		ks.stream = stream
+		ks.mu.Unlock()
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				ks.fail(c, err)
+				return
+			}
+			ks.mu.Lock()
+			if len(ks.sent) == 0 {
+				ks.mu.Unlock()
+				continue
+			}
+			sent := ks.sent[0]
+			ks.sent = ks.sent[1:]
+			ks.mu.Unlock()
+			if resp.TTL <= 0 {
+				c.lose(coordinator.ErrSessionExpired, "etcd reports the lease gone")
+				return
+			}
+			c.extend(sent, resp.TTL)
 		}
-		return
+	}()
+	return ks
+}
+
+func (ks *kaStream) fail(c *Coordinator, err error) {
+	ks.mu.Lock()
+	ks.err = err
+	ks.mu.Unlock()
+	if c.bg.Err() == nil {
+		c.log.Warn("keep-alive stream broke", "err", err)
 	}
-	deadline := c.expiry(sent, resp.TTL)
+}
+
+func (ks *kaStream) broken() bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.err != nil
+}
+
+// send sends one keep-alive request, recording its send time first.
+func (ks *kaStream) send(c *Coordinator) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.stream == nil || ks.err != nil {
+		return // still opening, or broken: the next tick opens another
+	}
+	ks.sent = append(ks.sent, c.clk.Now())
+	if err := ks.stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(c.lease)}); err != nil {
+		ks.sent = ks.sent[:len(ks.sent)-1]
+		ks.err = err
+	}
+}
+
+// extend moves the deadline to what an answer to a request sent at sent,
+// granting ttl seconds, proves.
+func (c *Coordinator) extend(sent time.Time, ttl int64) {
+	deadline := c.expiry(sent, ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil || !deadline.After(c.deadline) {
