@@ -83,16 +83,26 @@ func TestChaos(t *testing.T) {
 		len(seeds()), countsText(totals), terms, spawns, jobs, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(maxSettle))
 }
 
-// TestChaosCatchesNoFence runs the short seeds on ccctl built with the tag
-// ccctl_nofence (self-fencing off) and asserts that the checker sees two
-// masters at once on one of them.
+// TestChaosCatchesNoFence runs seeds of the short run on ccctl built with
+// the tag ccctl_nofence (self-fencing off) and asserts that the checker sees
+// two masters at once on one of them. It uses the first -chaos.nofence-seeds
+// seeds of -chaos.seeds whose first cut of the master is not disturbed by
+// a fault of etcd (see etcdQuietCut), and stops at the first caught.
 func TestChaosCatchesNoFence(t *testing.T) {
 	if *flagSeed != 0 {
 		t.Skip("replaying one seed")
 	}
 	bin := buildCCCTL(t, t.TempDir(), "ccctl_nofence")
-	for i := range *flagNoFence {
-		seed := *flagFirst + int64(i)
+	tried := 0
+	for _, seed := range seeds() {
+		if tried == *flagNoFence {
+			break
+		}
+		if !newSchedule(seed, *flagMembers, *flagDuration, ttl).etcdQuietCut() {
+			t.Logf("seed %d skipped: a fault of etcd during the first cut of the master", seed)
+			continue
+		}
+		tried++
 		var caught []string
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			o := runSeed(t, bin, seed)
@@ -111,7 +121,7 @@ func TestChaosCatchesNoFence(t *testing.T) {
 			return
 		}
 	}
-	t.Errorf("without self-fencing: got no two-masters violation in %d seeds; want the checker to catch it", *flagNoFence)
+	t.Errorf("without self-fencing: got no two-masters violation in %d seeds; want the checker to catch it", tried)
 }
 
 func countsText(n map[kind]int) string {
@@ -201,6 +211,7 @@ func (h *harness) runFaults(s schedule) error {
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
 	target := make([]int, len(s.Faults))
 	var etcdOps sync.WaitGroup // etcd faults run beside the schedule
+	sole, soleUntil := -1, time.Duration(0)
 	start := time.Now()
 	h.record("", recFaultsStart, fmt.Sprintf("seed=%d", s.Seed))
 	for _, a := range acts {
@@ -215,6 +226,12 @@ func (h *harness) runFaults(s schedule) error {
 				if target[a.i] = h.currentMaster(); target[a.i] < 0 {
 					target[a.i] = f.Fallback
 				}
+			}
+			if f.Kind != faultEtcdStop && sole >= 0 && target[a.i] == sole && time.Since(start) < soleUntil {
+				target[a.i] = (sole + 1) % len(h.members)
+			}
+			if f.Sole {
+				sole, soleUntil = target[a.i], f.At+f.Dur
 			}
 		}
 		var m *member

@@ -115,7 +115,7 @@ func TestScheduleReplays(t *testing.T) {
 			if f.At+f.Dur > 6*time.Second {
 				t.Errorf("seed %d: fault %v ends after the phase", seed, f)
 			}
-			if f.Kind == faultCut && f.Target == anyMaster && f.Dur > 2*time.Second+time.Second {
+			if f.Kind == faultCut && f.Target == anyMaster && f.Dur > 2*time.Second+time.Second && f.Sole {
 				long = true
 			}
 		}

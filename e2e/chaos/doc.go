@@ -38,8 +38,10 @@
 // holds its bytes); a slow network (a delay on every proxy of the member); a
 // crash of the service (ccctl then stops and is restarted). A target is a
 // member drawn by the seed or "the master at that moment" (read from etcd,
-// with a member drawn by the seed when none is known). Each schedule holds
-// one cut of the master longer than TTL + 1.5 s. Two seeds in three change
+// with a member drawn by the seed when none is known). Each schedule begins
+// with a cut of the master longer than TTL + 1.2 s during which no other
+// fault hits that member (one resolved to it hits the next member), so that
+// another member takes over while the cut master still runs. Two seeds in three change
 // etcd's leader (MoveLeader), one in three stops an etcd member for good:
 // internal/etcdtest cannot restart a member, so "stopped and restarted" is
 // not done. Faults of etcd itself happen before the last TTL + 2 s of the

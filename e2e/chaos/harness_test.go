@@ -113,6 +113,19 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 	}
 	t.Cleanup(func() { cli.Close() })
 	h.cli = cli
+	t.Cleanup(func() {
+		// etcd members take about a second each to stop: stop them
+		// together (etcdtest's own cleanup then has nothing left to do).
+		var wg sync.WaitGroup
+		for i := range h.etcd.Size() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.etcd.Stop(i)
+			}()
+		}
+		wg.Wait()
+	})
 	conf := filepath.Join(dir, "ccctl.yaml")
 	if err := os.WriteFile(conf, []byte(configYAML(os.Args[0])), 0o600); err != nil {
 		t.Fatal(err)
@@ -402,7 +415,7 @@ func (m *member) slow(d time.Duration) {
 }
 
 // currentMaster returns the index of the member named by the leader key,
-// or -1.
+// or -1 when there is none or its process is dead.
 func (h *harness) currentMaster() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -412,6 +425,12 @@ func (h *harness) currentMaster() int {
 	}
 	for i, m := range h.members {
 		if m.id == string(resp.Kvs[0].Value) {
+			m.mu.Lock()
+			down := m.cur == nil
+			m.mu.Unlock()
+			if down {
+				return -1 // its lease outlives it: not the master any more
+			}
 			return i
 		}
 	}

@@ -35,6 +35,9 @@ type fault struct {
 	Target   int           // member index, or anyMaster; etcd member for etcd-stop
 	Fallback int           // member index used when Target is anyMaster and no master is known
 	Delay    time.Duration // for slow
+	// Sole makes the member this fault hits the target of no other fault
+	// while it lasts: another fault resolved to it hits the next member.
+	Sole bool
 }
 
 func (f fault) String() string {
@@ -53,7 +56,11 @@ func (f fault) String() string {
 	case faultSlow:
 		return fmt.Sprintf("%8v %-11s %s for %v (delay %v)", ms(f.At), f.Kind, target, ms(f.Dur), ms(f.Delay))
 	}
-	return fmt.Sprintf("%8v %-11s %s for %v", ms(f.At), f.Kind, target, ms(f.Dur))
+	sole := ""
+	if f.Sole {
+		sole = ", no other fault on it meanwhile"
+	}
+	return fmt.Sprintf("%8v %-11s %s for %v%s", ms(f.At), f.Kind, target, ms(f.Dur), sole)
 }
 
 // schedule is a seeded list of faults, sorted by start time.
@@ -80,6 +87,25 @@ func (s schedule) counts() map[kind]int {
 	return n
 }
 
+// etcdQuietCut reports whether no fault of etcd itself starts before the
+// end of the schedule's sole cut. etcd extends every lease when its leader
+// changes, so an etcd fault during the cut may keep the cut master's lease
+// alive until the cut ends, and no other member takes over.
+func (s schedule) etcdQuietCut() bool {
+	var end time.Duration
+	for _, f := range s.Faults {
+		if f.Sole {
+			end = f.At + f.Dur
+		}
+	}
+	for _, f := range s.Faults {
+		if (f.Kind == faultEtcdLeader || f.Kind == faultEtcdStop) && f.At < end {
+			return false
+		}
+	}
+	return end > 0
+}
+
 // newSchedule returns the schedule of seed for members members, a fault
 // phase of length d and a session TTL ttl. It depends on its arguments only.
 // Faults on etcd itself start early enough (before d - ttl - 2s) for etcd to
@@ -98,10 +124,11 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 		return fb, fb
 	}
 	etcdUntil := d - ttl - 2*time.Second
-	// One cut of the master long enough for another member to take over
-	// while it lasts, early enough to end by d.
-	cutAt := dur(0, max(d-ttl-3*time.Second, time.Millisecond))
-	cut := fault{At: cutAt, Dur: min(ttl+dur(1500*time.Millisecond, 3*time.Second), d-cutAt), Kind: faultCut, Target: anyMaster, Fallback: rng.IntN(members)}
+	// First, a cut of the master (known to exist when the faults start)
+	// long enough for another member to take over while it lasts, with no
+	// other fault on that member meanwhile.
+	cutAt := dur(0, 200*time.Millisecond)
+	cut := fault{At: cutAt, Dur: min(ttl+dur(1200*time.Millisecond, 2*time.Second), d-cutAt), Kind: faultCut, Target: anyMaster, Fallback: rng.IntN(members), Sole: true}
 	s.Faults = append(s.Faults, cut)
 	for at := dur(200*time.Millisecond, 800*time.Millisecond); at < d-300*time.Millisecond; at += dur(300*time.Millisecond, 1200*time.Millisecond) {
 		f := fault{At: at}
