@@ -103,17 +103,28 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 	}
 	gctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
+	c.bg, c.cancel = context.WithCancel(context.Background())
+	// Open the keep-alive stream before the lease exists: opening may take
+	// a while (with authentication, the client authenticates again), and
+	// the lease's clock starts with the grant.
+	streams := new(sync.WaitGroup)
+	ks := c.openStream(streams)
+	select {
+	case <-ks.ready:
+	case <-gctx.Done():
+	}
 	sent := c.clk.Now()
 	resp, err := cli.Grant(gctx, int64(cfg.TTL/time.Second))
 	if err != nil {
+		c.cancel()
+		streams.Wait()
 		return nil, fmt.Errorf("open session of %s: %w", cfg.ID, unavailable(cli.Endpoints(), err))
 	}
 	c.lease = resp.ID
-	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.deadline = c.expiry(sent, resp.TTL)
 	c.timer = c.clk.AfterFunc(c.deadline.Sub(c.clk.Now()), c.onDeadline)
 	c.wg.Add(1)
-	go c.keepAlive()
+	go c.keepAlive(ks, streams)
 	c.log.Debug("session opened", "lease", fmt.Sprintf("%x", int64(c.lease)), "ttl", cfg.TTL)
 	return c, nil
 }
@@ -173,11 +184,9 @@ func (c *Coordinator) check(op string) error {
 // keep-alive stream of its own, opening a new stream when the last one
 // broke. Requests and answers on one stream are in order, so each answer
 // is matched with the send time of the oldest unanswered request.
-func (c *Coordinator) keepAlive() {
+func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 	defer c.wg.Done()
-	var streams sync.WaitGroup
 	defer streams.Wait()
-	var ks *kaStream
 	defer func() {
 		if ks != nil {
 			ks.cancel()
@@ -197,7 +206,7 @@ func (c *Coordinator) keepAlive() {
 			ks = nil
 		}
 		if ks == nil {
-			ks = c.openStream(&streams)
+			ks = c.openStream(streams)
 		}
 		ks.send(c)
 	}
@@ -207,6 +216,7 @@ func (c *Coordinator) keepAlive() {
 // requests.
 type kaStream struct {
 	cancel context.CancelFunc
+	ready  chan struct{} // closed once the stream is open or failed to open
 
 	mu     sync.Mutex
 	stream pb.Lease_LeaseKeepAliveClient // nil while opening
@@ -218,7 +228,7 @@ type kaStream struct {
 // connection) that then receives its answers until it breaks.
 func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
 	ctx, cancel := context.WithCancel(c.bg)
-	ks := &kaStream{cancel: cancel}
+	ks := &kaStream{cancel: cancel, ready: make(chan struct{})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -226,11 +236,14 @@ func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
 		stream, err := pb.NewLeaseClient(c.cli.ActiveConnection()).LeaseKeepAlive(ctx, grpc.WaitForReady(true))
 		if err != nil {
 			ks.fail(c, err)
+			close(ks.ready)
 			return
 		}
 		ks.mu.Lock()
 		ks.stream = stream
 		ks.mu.Unlock()
+		close(ks.ready)
+		c.log.Debug("keep-alive stream open")
 		for {
 			resp, err := stream.Recv()
 			if err != nil {

@@ -8,7 +8,9 @@
 // etcd: they fsync, elect raft leaders and expire leases on their own
 // timers. What this package does not guarantee: that a port chosen as free
 // is still free when etcd binds it (a start is retried a few times), nor any
-// timing of etcd's own (raft elections take about a second).
+// timing of etcd's own (raft elections take about a second). Password
+// hashing uses bcrypt's lowest cost, so that tests with authentication stay
+// fast.
 package etcdtest
 
 import (
@@ -108,6 +110,9 @@ func startEmbedded(tb testing.TB, n int) (*Cluster, error) {
 		cfg.AdvertisePeerUrls = []url.URL{*pu}
 		cfg.ListenClientUrls = []url.URL{*cu}
 		cfg.AdvertiseClientUrls = []url.URL{*cu}
+		// The cheapest password hashing: authentication tests stay fast
+		// under -race.
+		cfg.BcryptCost = 4
 		cfg.Logger = "zap"
 		cfg.LogLevel = "error"
 		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
@@ -190,6 +195,7 @@ func startBinary(tb testing.TB, bin string) (*Cluster, error) {
 		"--initial-cluster", "m0="+peer,
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", "etcdtest",
+		"--bcrypt-cost", "4",
 	)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
