@@ -231,14 +231,29 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 	idleCores := cores(u0, u1)
 
 	var ds []time.Duration
-	for i := range r.p.scaleHandovers {
-		ci := i % clusters
-		if cur[ci].l == nil {
-			continue // no leader in that cluster
+	ci := -1
+	for range r.p.scaleHandovers {
+		// The next cluster that has a leader (with one cluster, always the
+		// same).
+		found := false
+		for range clusters {
+			ci = (ci + 1) % clusters
+			if cur[ci].l == nil {
+				continue
+			}
+			var ok bool
+			if cur[ci], ok = current(cls[ci], cur[ci]); ok {
+				found = true
+				break
+			}
+		}
+		if !found {
+			break
 		}
 		sleep(time.Second) // the previous herd settles
-		var ok bool
-		if cur[ci], ok = current(cls[ci], cur[ci]); !ok {
+		if c, ok := current(cls[ci], cur[ci]); ok {
+			cur[ci] = c
+		} else {
 			continue
 		}
 		t0 := mono()
