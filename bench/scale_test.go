@@ -241,6 +241,10 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 			if cur[ci].l == nil {
 				continue
 			}
+			if !cls[ci].alive() {
+				cur[ci].l = nil
+				continue
+			}
 			var ok bool
 			if cur[ci], ok = current(cls[ci], cur[ci]); ok {
 				found = true
