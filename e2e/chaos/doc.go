@@ -41,16 +41,20 @@
 // with a member drawn by the seed when none is known). Each schedule begins
 // with a cut of the master longer than TTL + 1.2 s during which no other
 // fault hits that member (one resolved to it hits the next member), so that
-// another member takes over while the cut master still runs. Two seeds in three change
-// etcd's leader (MoveLeader), one in three stops an etcd member for good:
-// internal/etcdtest cannot restart a member, so "stopped and restarted" is
-// not done. Faults of etcd itself happen before the last TTL + 2 s of the
-// phase, so that etcd is stable when the faults stop (etcd extends every
-// lease when its leader changes). A member whose ccctl exits (the session
-// lost, the service crashed) is restarted after 200 ms unless a SIGKILL
-// fault holds it down. The schedule is a function of the seed only: a
-// failing seed prints its seed and its schedule, and -chaos.seed replays
-// it. The processes' timing is not replayed.
+// another member takes over while the cut master still runs.
+//
+// Per 6 s of phase, etcd's leader is changed (MoveLeader) with probability
+// 2/3; one seed in three stops an etcd member for good: internal/etcdtest
+// cannot restart a member, so "stopped and restarted" is not done. Faults
+// of etcd itself happen before the last TTL + 2 s of the phase, so that
+// etcd is stable when the faults stop (etcd extends every lease when its
+// leader changes).
+//
+// A member whose ccctl exits (the session lost, the service crashed) is
+// restarted after 200 ms unless a SIGKILL fault holds it down. The schedule
+// is a function of the seed only: a failing seed prints its seed and its
+// schedule, and -chaos.seed replays it. The processes' timing is not
+// replayed.
 //
 // # What the checker asserts
 //
@@ -79,6 +83,6 @@
 //
 // TestChaosCatchesNoFence builds ccctl with the tag ccctl_nofence, which
 // turns off the etcd backend's self-fencing, and asserts that the checker
-// fails on some seed of the short run: the checker can see the bug it
-// exists for.
+// fails on some seed of the short run (among those whose first cut no etcd
+// fault disturbs): the checker can see the bug it exists for.
 package chaos

@@ -152,11 +152,14 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 		s.Faults = append(s.Faults, f)
 	}
 	// Faults of etcd itself, early enough for etcd to be stable again when
-	// the faults stop: a leader change in two seeds of three, a member
-	// stopped for good in one of three.
+	// the faults stop: per 6 s of phase, a leader change with probability
+	// 2/3; once per seed, with probability 1/3, a member stopped for good
+	// (a second one would leave etcd without a quorum).
 	if etcdUntil > 0 {
-		if rng.IntN(3) < 2 {
-			s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdLeader})
+		for range max(1, int(d/(6*time.Second))) {
+			if rng.IntN(3) < 2 {
+				s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdLeader})
+			}
 		}
 		if rng.IntN(3) == 0 {
 			s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdStop, Target: rng.IntN(3)})
