@@ -47,7 +47,7 @@ func TestChaos(t *testing.T) {
 		mu                         sync.Mutex
 		totals                     = map[kind]int{}
 		terms, jobs, spawns, stale int
-		minGap                     = int64(-1)
+		minGap, minLostGap         = int64(-1), int64(-1)
 		maxSettle, maxStale        int64
 	)
 	t.Run("seeds", func(t *testing.T) {
@@ -74,13 +74,16 @@ func TestChaos(t *testing.T) {
 				if o.rep.minGap >= 0 && (minGap < 0 || o.rep.minGap < minGap) {
 					minGap = o.rep.minGap
 				}
+				if o.rep.minLostGap >= 0 && (minLostGap < 0 || o.rep.minLostGap < minLostGap) {
+					minLostGap = o.rep.minLostGap
+				}
 				maxSettle = max(maxSettle, o.rep.settle)
 				maxStale = max(maxStale, o.rep.maxStale)
 			})
 		}
 	})
-	t.Logf("%d seeds: faults %s; %d master terms, %d processes, %d job runs, %d overlaps excused after SIGCONT (longest %v after it); smallest demotion-to-promotion gap %v; longest settle %v",
-		len(seeds()), countsText(totals), terms, spawns, jobs, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(maxSettle))
+	t.Logf("%d seeds: faults %s; %d master terms, %d processes, %d job runs, %d overlaps excused after SIGCONT (longest %v after it); smallest demotion-to-promotion gap %v (%v after a lost session); longest settle %v",
+		len(seeds()), countsText(totals), terms, spawns, jobs, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(minLostGap), time.Duration(maxSettle))
 }
 
 // TestChaosCatchesNoFence runs seeds of the short run on ccctl built with

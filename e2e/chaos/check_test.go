@@ -102,6 +102,7 @@ type report struct {
 	staleUsed  int   // overlaps excused by staleAfterThaw
 	maxStale   int64 // the longest of them, from SIGCONT (ns)
 	minGap     int64 // smallest time from a demotion to the next promotion (ns), -1 if none
+	minLostGap int64 // the same after a master whose session was lost (ccctl exit code 3), -1 if none
 	settle     int64 // from faults_end to a single master (ns), -1 if not measured
 }
 
@@ -129,7 +130,7 @@ var transitions = map[string]map[string]string{
 
 // check checks a history. ttl is the members' session TTL.
 func check(recs []record, ttl time.Duration) *report {
-	rep := &report{minGap: -1, settle: -1}
+	rep := &report{minGap: -1, minLostGap: -1, settle: -1}
 	type proc struct {
 		inc   int
 		state string
@@ -138,6 +139,7 @@ func check(recs []record, ttl time.Duration) *report {
 	}
 	procs := map[string]*proc{}
 	incs := map[string]int{}
+	exits := map[string]string{} // member#inc -> how its process ended
 	frozen := map[string][]window{}
 	openFreeze := map[string]int64{}
 	var faultsEnd, observed int64 = -1, -1
@@ -188,6 +190,7 @@ func check(recs []record, ttl time.Duration) *report {
 			continue
 		}
 		if r.kind == recExit {
+			exits[fmt.Sprintf("%s#%d", r.member, p.inc)] = r.extra
 			closeTerm(r.member, p, r.t, "death")
 			if f, ok := openFreeze[r.member]; ok {
 				frozen[r.member] = append(frozen[r.member], window{f, r.t})
@@ -228,8 +231,12 @@ func check(recs []record, ttl time.Duration) *report {
 			rep.failf("tokens: got %d after %d (%v, then %v); want strictly increasing", b.token, a.token, a, b)
 		}
 		if a.to != math.MaxInt64 {
-			if gap := b.from - a.to; rep.minGap < 0 || gap < rep.minGap {
+			gap := b.from - a.to
+			if rep.minGap < 0 || gap < rep.minGap {
 				rep.minGap = gap
+			}
+			if exits[fmt.Sprintf("%s#%d", a.member, a.inc)] == "exit status 3" && (rep.minLostGap < 0 || gap < rep.minLostGap) {
+				rep.minLostGap = gap
 			}
 		}
 	}

@@ -98,6 +98,16 @@ func TestCheckCountsExcusedOverlap(t *testing.T) {
 	}
 }
 
+func TestCheckGaps(t *testing.T) {
+	rep := check(hist(t, with("2.0 m0 stopping 5", "2.1 m0 exit 0 exit status 3", "2.6 m1 transition_slave_to_master 9", "3.0 m1 stopping 9", "3.1 m2 transition_slave_to_master 12")...), 2*time.Second)
+	if got, want := time.Duration(rep.minGap), 100*time.Millisecond; got != want {
+		t.Errorf("smallest gap: got %v; want %v", got, want)
+	}
+	if got, want := time.Duration(rep.minLostGap), 600*time.Millisecond; got != want {
+		t.Errorf("smallest gap after a lost session: got %v; want %v", got, want)
+	}
+}
+
 func TestScheduleReplays(t *testing.T) {
 	a := newSchedule(42, 3, 6*time.Second, 2*time.Second).String()
 	b := newSchedule(42, 3, 6*time.Second, 2*time.Second).String()
