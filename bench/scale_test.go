@@ -231,7 +231,7 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 	idleCores := cores(u0, u1)
 
 	var ds []time.Duration
-	ci := -1
+	ci, resignErrs := -1, 0
 	for range r.p.scaleHandovers {
 		// The next cluster that has a leader (with one cluster, always the
 		// same).
@@ -260,9 +260,23 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 		} else {
 			continue
 		}
+		// etcd may refuse the resign while it applies a backlog ("too many
+		// requests"): count it and try again.
 		t0 := mono()
-		if err := cur[ci].l.Resign(context.Background()); err != nil {
-			t.Fatalf("%s: resign: %v", what, err)
+		for {
+			err := cur[ci].l.Resign(context.Background())
+			if err == nil {
+				break
+			}
+			resignErrs++
+			if resignErrs == 1 {
+				t.Logf("%s: resign: %v (retrying)", what, err)
+			}
+			if resignErrs > 50 {
+				t.Fatalf("%s: resign failed 50 times: %v", what, err)
+			}
+			sleep(time.Second)
+			t0 = mono()
 		}
 		for {
 			var w wonAt
@@ -296,7 +310,7 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 		opened: opened, closed: closed,
 		window: u1.at.Sub(u0.at), cores: idleCores,
 		rssBefore: before.maxRSS(), rss: max(u1.maxRSS(), u2.maxRSS()),
-		handover: Summarize(ds), lost: lost, failed: failed, leaderless: leaderless,
+		handover: Summarize(ds), resignErrs: resignErrs, lost: lost, failed: failed, leaderless: leaderless,
 	}
 }
 
@@ -308,6 +322,7 @@ type scaleFigures struct {
 	cores          float64
 	rssBefore, rss int64
 	handover       Summary
+	resignErrs     int // resigns refused by etcd
 	lost           int // sessions lost before the close
 	failed         int // members that could not open
 	leaderless     int // clusters without a first leader
@@ -329,7 +344,7 @@ func (f scaleFigures) rows() []Row {
 		{What: label + ": etcd RSS, largest member", System: sys, N: "3",
 			Measured: fmt.Sprintf("%.0f MB (%.0f MB before)", mb(f.rss), mb(f.rssBefore))},
 		{What: label + ": handover Resign -> next Campaign returns", System: sys, N: strconv.Itoa(f.handover.N),
-			Measured: fmt.Sprintf("median %s, p99 %s", Ms(f.handover.Median), Ms(f.handover.P99))},
+			Measured: fmt.Sprintf("median %s, p99 %s; %d resigns refused by etcd", Ms(f.handover.Median), Ms(f.handover.P99), f.resignErrs)},
 	}
 }
 
