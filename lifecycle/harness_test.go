@@ -17,6 +17,7 @@ import (
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/testutil"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 
@@ -224,13 +225,7 @@ func (m *member) waitLines(t *testing.T, n int) []hookLine {
 // waitFor polls cond until it holds, failing the test after waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out after %v", what, waitTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitTimeout, what, cond)
 }
 
 // recorder is an Extension that records the roles it is told.

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/testutil"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 
@@ -63,34 +63,8 @@ func ccctlMain() int {
 	}
 	if n, _ := strconv.Atoi(os.Getenv("LT_ORPHANS")); n > 0 {
 		orphans, _ := proc.EnableReaping() // already enabled: returns the counter
-		deadline := time.Now().Add(10 * time.Second)
-		for orphans() < int64(n) && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		fmt.Printf("pid=%d orphans=%d zombies=%d\n", os.Getpid(), orphans(), zombies())
+		testutil.Poll(10*time.Second, func() bool { return orphans() >= int64(n) })
+		fmt.Printf("pid=%d orphans=%d zombies=%d\n", os.Getpid(), orphans(), testutil.Zombies())
 	}
 	return code
-}
-
-// zombies counts the zombies among this process's children.
-func zombies() int {
-	entries, _ := os.ReadDir("/proc")
-	n := 0
-	me := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || i+2 > len(s) {
-			continue
-		}
-		f := strings.Fields(s[i+2:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == me {
-			n++
-		}
-	}
-	return n
 }

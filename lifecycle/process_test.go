@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // ccctlProcess is the test binary running ccctlMain.
@@ -101,12 +102,10 @@ func (p *ccctlProcess) wait(t *testing.T) int {
 	}
 }
 
+// waitFile waits, at most waitTimeout, until path exists.
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	waitFor(t, filepath.Base(path), func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
+	testutil.WaitFile(t, path, waitTimeout)
 }
 
 // TestSIGTERMToCcctl: the service gets SIGTERM and ccctl exits with the

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/fslock"
+	"github.com/ccctl/ccctl/internal/testutil"
 	"github.com/ccctl/ccctl/retention"
 )
 
@@ -420,7 +421,7 @@ func TestFaultContextCancelled(t *testing.T) {
 		_, err := retention.RunBackup(ctx, o)
 		done <- err
 	}()
-	waitFor(t, func() bool { _, err := os.Stat(marker); return err == nil })
+	testutil.WaitFile(t, marker, 10*time.Second)
 	cancel()
 	select {
 	case err := <-done:
@@ -431,18 +432,6 @@ func TestFaultContextCancelled(t *testing.T) {
 		t.Fatal("RunBackup did not return within 10s of the cancellation")
 	}
 	checkUntouched(t, dir, before, false)
-}
-
-// waitFor polls cond until it holds, failing after 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestFaultFullDisk runs the command on a 256 KiB tmpfs that it fills. It
@@ -506,7 +495,7 @@ func TestFaultRunnerKilled(t *testing.T) {
 		<-exited
 	})
 
-	waitFor(t, func() bool { _, err := os.Stat(pidFile); return err == nil })
+	testutil.WaitFile(t, pidFile, 10*time.Second)
 	var cmdPid int
 	if b, err := os.ReadFile(pidFile); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // testCluster is a real etcd with members registered by the test itself,
@@ -209,9 +210,9 @@ func TestStatusWatchRedrawsOnChange(t *testing.T) {
 	tc.add(t, "m1", coordinator.RoleMaster, coordinator.StateActive)
 	m2 := tc.add(t, "m2", coordinator.RoleSlave, coordinator.StateRunning)
 	r := background(t, tc.env, "status", "--watch")
-	eventually(t, 20*time.Second, "first table with m2", func() bool { return strings.Contains(r.stdout.String(), "m2") })
+	testutil.Eventually(t, 20*time.Second, "first table with m2", func() bool { return strings.Contains(r.stdout.String(), "m2") })
 	m2.Close()
-	eventually(t, 20*time.Second, "a redraw without m2", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a redraw without m2", func() bool {
 		out := r.stdout.String()
 		last := out[strings.LastIndex(out, "---"):]
 		return strings.Count(out, "---") >= 2 && !strings.Contains(last, "m2") && strings.Contains(last, "m1")

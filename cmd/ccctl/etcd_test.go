@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 func TestEtcdServesUntilInterrupted(t *testing.T) {
 	dir := t.TempDir() + "/data"
 	listen := freeAddr(t)
 	r := background(t, nil, "etcd", "--data-dir", dir, "--listen", listen, "--listen-peer", freeAddr(t))
-	eventually(t, 30*time.Second, "etcd ready line", func() bool { return strings.Contains(r.stderr.String(), "etcd ready") })
+	testutil.Eventually(t, 30*time.Second, "etcd ready line", func() bool { return strings.Contains(r.stderr.String(), "etcd ready") })
 	cli := etcdtest.NewClient(t, "http://"+listen)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

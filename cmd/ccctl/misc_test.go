@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 func TestVersion(t *testing.T) {
@@ -68,7 +70,7 @@ func TestRunJobsAndHTTPOnMemoryBackend(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	r := background(t, []string{"CCCTL_CONFIG=" + p, "CCCTL_HTTP_ADDR=" + addr, "CCCTL_INSTANCE_ID=solo"}, "run", "--", "sleep", "600")
-	eventually(t, 20*time.Second, "a job run", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a job run", func() bool {
 		b, _ := os.ReadFile(marks)
 		return strings.Contains(string(b), "tick master")
 	})
@@ -79,7 +81,7 @@ func TestRunJobsAndHTTPOnMemoryBackend(t *testing.T) {
 			Result string `json:"result"`
 		} `json:"jobs"`
 	}
-	eventually(t, 20*time.Second, "the job's result in /status", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the job's result in /status", func() bool {
 		resp, err := http.Get("http://" + addr + "/status")
 		if err != nil {
 			return false

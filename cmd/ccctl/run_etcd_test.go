@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // hooksFile writes a YAML file whose hooks print their event on stdout.
@@ -39,14 +40,14 @@ func TestRunOnEtcdFailoverHooksAndHTTP(t *testing.T) {
 
 	addr1 := freeAddr(t)
 	m1 := background(t, env("CCCTL_INSTANCE_ID=m1", "CCCTL_HTTP_ADDR="+addr1), service...)
-	eventually(t, 30*time.Second, "m1 master", func() bool {
+	testutil.Eventually(t, 30*time.Second, "m1 master", func() bool {
 		return strings.Contains(m1.stdout.String(), "hook started_as_master m1 role=master token=")
 	})
 	addr2 := freeAddr(t)
 	m2 := background(t, env("CCCTL_INSTANCE_ID=m2", "CCCTL_HTTP_ADDR="+addr2), service...)
 	m3 := background(t, env("CCCTL_INSTANCE_ID=m3"), service...)
 	for _, m := range []*running{m2, m3} {
-		eventually(t, 30*time.Second, "slave init hook", func() bool {
+		testutil.Eventually(t, 30*time.Second, "slave init hook", func() bool {
 			return strings.Contains(m.stdout.String(), "hook started_as_slave")
 		})
 	}
@@ -56,7 +57,7 @@ func TestRunOnEtcdFailoverHooksAndHTTP(t *testing.T) {
 		t.Errorf("leader: got %q (stderr %q); want m1", r.stdout, r.stderr)
 	}
 	var v clusterView
-	eventually(t, 30*time.Second, "three running members in status", func() bool {
+	testutil.Eventually(t, 30*time.Second, "three running members in status", func() bool {
 		r := ccctl(t, 30*time.Second, base, "status", "-o", "json")
 		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 			return false
@@ -115,7 +116,7 @@ func TestRunOnEtcdFailoverHooksAndHTTP(t *testing.T) {
 	if !strings.Contains(m1.stdout.String(), "hook stopping m1") {
 		t.Errorf("m1 stdout: got %q; want the stopping hook", m1.stdout.String())
 	}
-	eventually(t, 15*time.Second, "a slave promoted", func() bool {
+	testutil.Eventually(t, 15*time.Second, "a slave promoted", func() bool {
 		return strings.Contains(m2.stdout.String()+m3.stdout.String(), "hook transition_slave_to_master")
 	})
 	r = ccctl(t, 30*time.Second, base, "leader")
@@ -183,7 +184,7 @@ func TestRunLeadershipLostExitActionExits5(t *testing.T) {
 	e := etcdtest.Start(t)
 	env := []string{"ETCD_ENDPOINTS=" + e.Endpoint(0), "ENVIRONMENT=test", "SERVICE=lost", "CCCTL_INSTANCE_ID=m1", "CCCTL_LEADERSHIP_LOST_ACTION=exit", "CCCTL_GRACE_PERIOD=2s"}
 	r := background(t, env, "run", "--", "sleep", "600")
-	eventually(t, 30*time.Second, "m1 leads", func() bool {
+	testutil.Eventually(t, 30*time.Second, "m1 leads", func() bool {
 		return ccctl(t, 30*time.Second, env, "leader").stdout == "m1\n"
 	})
 	// An operator (or a bug elsewhere) deletes the leader key.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // TestMain lets the reaping tests run in a child of the test binary, so the
@@ -39,32 +40,9 @@ func reaperChild() int {
 		fmt.Println("run:", err)
 		return 1
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for orphans() < 100 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	fmt.Printf("exit=%d orphans=%d zombies=%d\n", st.ExitCode(), orphans(), zombies())
+	testutil.Poll(10*time.Second, func() bool { return orphans() >= 100 })
+	fmt.Printf("exit=%d orphans=%d zombies=%d\n", st.ExitCode(), orphans(), testutil.Zombies())
 	return 0
-}
-
-func zombies() int {
-	entries, _ := os.ReadDir("/proc")
-	n := 0
-	me := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		rest := s[strings.LastIndexByte(s, ')')+2:]
-		f := strings.Fields(rest)
-		if len(f) > 1 && f[0] == "Z" && f[1] == me {
-			n++
-		}
-	}
-	return n
 }
 
 func TestRunExitCodes(t *testing.T) {
@@ -148,7 +126,7 @@ func TestRunCancelSendsTerm(t *testing.T) {
 		st, _ := proc.Run(ctx, cmd, 10*time.Second)
 		res <- st
 	}()
-	waitFile(t, ready)
+	testutil.WaitFile(t, ready, 10*time.Second)
 	cancel()
 	select {
 	case st := <-res:
@@ -169,20 +147,5 @@ func TestReaperReapsOrphans(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(string(out)), "exit=7 orphans=100 zombies=0"; got != want {
 		t.Errorf("got %q; want %q", got, want)
-	}
-}
-
-// waitFile polls, bounded, until path exists.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within 10s", path)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
