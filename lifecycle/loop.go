@@ -38,7 +38,7 @@ type loop struct {
 	campaign       chan campaignResult
 	campaignCancel context.CancelFunc
 
-	activeCh   chan bool
+	activeCh   chan bool // the current port probe's reports; a new one per service start
 	pollCancel context.CancelFunc
 	running    bool // the service was started and not stopped since
 	started    bool // the start hook ran
@@ -64,7 +64,6 @@ func (c *Controller) execute(ctx context.Context) error {
 		record:        m,
 		members:       map[string]coordinator.Member{},
 		hookedMembers: map[string]coordinator.Member{},
-		activeCh:      make(chan bool),
 		quit:          make(chan struct{}),
 	}
 	l.run()
@@ -610,12 +609,15 @@ func (l *loop) startService() error {
 		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
 	}
 	if len(c.cfg.PortsWhenActive) > 0 {
+		// A channel per probe: a report that a stopped probe was still
+		// sending must not be taken for the restarted service's.
 		ctx, cancel := context.WithCancel(l.bctx)
-		l.pollCancel = cancel
+		ch := make(chan bool)
+		l.pollCancel, l.activeCh = cancel, ch
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.probePorts(ctx)
+			l.probePorts(ctx, ch)
 		}()
 	}
 	return nil
@@ -626,7 +628,7 @@ func (l *loop) startService() error {
 func (l *loop) stopService() (code int, ok bool) {
 	if l.pollCancel != nil {
 		l.pollCancel()
-		l.pollCancel = nil
+		l.pollCancel, l.activeCh = nil, nil
 	}
 	l.running = false
 	st, ok := l.c.svc.stop()
@@ -636,16 +638,16 @@ func (l *loop) stopService() (code int, ok bool) {
 	return st.ExitCode(), ok
 }
 
-// probePorts reports on l.activeCh each time the ports all start or stop
-// accepting connections, probing every ActiveCheckInterval on the clock.
-func (l *loop) probePorts(ctx context.Context) {
+// probePorts reports on ch each time the ports all start or stop accepting
+// connections, probing every ActiveCheckInterval on the clock.
+func (l *loop) probePorts(ctx context.Context, ch chan<- bool) {
 	c := l.c
 	active := false
 	for {
 		open := portsOpen(ctx, c.cfg.PortsWhenActive)
 		if open != active {
 			select {
-			case l.activeCh <- open:
+			case ch <- open:
 				active = open
 			case <-ctx.Done():
 				return
