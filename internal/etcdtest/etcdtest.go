@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -68,7 +69,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := startEmbedded(tb, n)
+		c, err := startEmbedded(tb, n, nil)
 		if err == nil {
 			return c
 		}
@@ -78,13 +79,17 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	return nil
 }
 
-func startEmbedded(tb testing.TB, n int) (*Cluster, error) {
+func startEmbedded(tb testing.TB, n int, tlsFiles *TLSFiles) (*Cluster, error) {
+	scheme := "http://"
+	if tlsFiles != nil {
+		scheme = "https://"
+	}
 	c := &Cluster{tb: tb}
 	peers := make([]string, n)
 	clients := make([]string, n)
 	for i := range n {
 		peers[i] = "http://" + freeAddr(tb)
-		clients[i] = "http://" + freeAddr(tb)
+		clients[i] = scheme + freeAddr(tb)
 	}
 	var initial []string
 	for i := range n {
@@ -109,6 +114,14 @@ func startEmbedded(tb testing.TB, n int) (*Cluster, error) {
 		cfg.ListenPeerUrls = []url.URL{*pu}
 		cfg.AdvertisePeerUrls = []url.URL{*pu}
 		cfg.ListenClientUrls = []url.URL{*cu}
+		if tlsFiles != nil {
+			cfg.ClientTLSInfo = transport.TLSInfo{
+				CertFile:       tlsFiles.serverCert,
+				KeyFile:        tlsFiles.serverKey,
+				TrustedCAFile:  tlsFiles.CACert,
+				ClientCertAuth: true,
+			}
+		}
 		cfg.AdvertiseClientUrls = []url.URL{*cu}
 		// The cheapest password hashing: authentication tests stay fast
 		// under -race.
