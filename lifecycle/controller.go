@@ -49,6 +49,7 @@ type Controller struct {
 	extRole  coordinator.Role
 	extToken int64
 	extTold  bool
+	term     int64 // token of this member's current term, 0 when it has none
 
 	// set by the controller actor, read by Run after the group returned
 	exitCode int
@@ -273,6 +274,12 @@ func (c *Controller) notifyRole(role coordinator.Role, token int64, lead coordin
 		default:
 		}
 	}
+	c.tellLocked(role, token)
+}
+
+// tellLocked tells the extensions role and token, unless they were told
+// these already. c.extMu must be held.
+func (c *Controller) tellLocked(role coordinator.Role, token int64) {
 	if c.extTold && c.extRole == role && c.extToken == token {
 		return
 	}
@@ -280,6 +287,28 @@ func (c *Controller) notifyRole(role coordinator.Role, token int64, lead coordin
 	for _, e := range c.cfg.Extensions {
 		e.RoleChanged(role, token)
 	}
+}
+
+// termStarted records the term with token as this member's current one.
+func (c *Controller) termStarted(token int64) {
+	c.extMu.Lock()
+	defer c.extMu.Unlock()
+	c.term = token
+	c.metrics.isMaster.Set(1)
+}
+
+// termEnded reports at once, to the metrics and the extensions, that the
+// term with token has ended, unless a newer term has started since: the end
+// of an old term, seen late, must not demote the term that followed it.
+func (c *Controller) termEnded(token int64) {
+	c.extMu.Lock()
+	defer c.extMu.Unlock()
+	if c.term != token {
+		return
+	}
+	c.term = 0
+	c.metrics.isMaster.Set(0)
+	c.tellLocked(coordinator.RoleSlave, 0)
 }
 
 func sortedMembers(m map[string]coordinator.Member) []coordinator.Member {

@@ -349,15 +349,14 @@ func (l *loop) becomeMaster(lead coordinator.Leadership) {
 	l.hookedMaster = c.id
 	l.setRole(coordinator.RoleMaster)
 	c.log.Info("leading", "token", lead.Token())
-	c.metrics.isMaster.Set(1)
+	c.termStarted(lead.Token())
 	c.metrics.token.Set(float64(lead.Token()))
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		select {
 		case <-lead.Done():
-			c.metrics.isMaster.Set(0)
-			c.notifyRole(coordinator.RoleSlave, 0, nil)
+			c.termEnded(lead.Token())
 		case <-l.quit:
 		}
 	}()
