@@ -61,8 +61,8 @@ type Config struct {
 	// Logger receives one line per event, with the member id (default
 	// slog.Default()).
 	Logger *slog.Logger
-	// Clock is the clock of the lease logic (default clock.Real()). It must
-	// carry a monotonic reading in production.
+	// Clock drives renewals, the session's deadline and retry pauses
+	// (default clock.Real(), whose readings are monotonic).
 	Clock clock.Clock
 }
 

@@ -48,5 +48,15 @@
 // again (fencing tokens cover that); the guarantee assumes the local
 // monotonic clock and the server's run at about the same rate, the
 // difference being absorbed by Margin. A lost session is not renewed: the
-// caller opens a new Coordinator to rejoin.
+// caller opens a new Coordinator to rejoin. With authentication on, etcd's
+// client authenticates again whenever a stream opens (bcrypt on the
+// server), so sessions that reconnect at once cost etcd CPU in proportion.
+//
+// # Many members
+//
+// Members can share one client (NewWithClient): each session has its own
+// lease and keep-alive stream, each campaign one watch on the shared
+// client's watch stream. On a vacancy every waiting campaign sends one
+// transaction; the first to arrive wins, the others fail their comparison
+// and wait again.
 package etcd
