@@ -497,25 +497,32 @@ func (l *loader) name(key, what string) string {
 	return s
 }
 
-// duration parses a Go duration ("10s", "1m30s") or a number of seconds.
+// duration parses the setting key: a Go duration ("10s", "1m30s") or a
+// number of seconds, positive and at least min.
 func (l *loader) duration(key string, min time.Duration) time.Duration {
 	s, ok := l.raw(key)
 	if !ok {
 		return 0
 	}
+	return l.parseDuration(l.source(key), s, min)
+}
+
+// parseDuration parses s, given as where: a Go duration ("10s", "1m30s") or
+// a number of seconds, positive and at least min.
+func (l *loader) parseDuration(where, s string, min time.Duration) time.Duration {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseFloat(s, 64)
 		if nerr != nil {
-			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", l.source(key), s)
+			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", where, s)
 			return 0
 		}
 		d = time.Duration(n * float64(time.Second))
 	}
 	if min > 0 && d < min {
-		l.fail("%s: %q: want at least %s", l.source(key), s, min)
+		l.fail("%s: %q: want at least %s", where, s, min)
 	} else if d <= 0 {
-		l.fail("%s: %q: want a positive duration", l.source(key), s)
+		l.fail("%s: %q: want a positive duration", where, s)
 	}
 	return d
 }
@@ -698,10 +705,10 @@ func (l *loader) structured(c *Config) {
 			l.fail("%s.overlap: %q: want skip, queue or replace", where, j.Overlap)
 		}
 		if j.Timeout != "" {
-			job.Timeout = l.yamlDuration(where+".timeout", j.Timeout)
+			job.Timeout = l.parseDuration(where+".timeout", j.Timeout, 0)
 		}
 		if j.Jitter != "" {
-			job.Jitter = l.yamlDuration(where+".jitter", j.Jitter)
+			job.Jitter = l.parseDuration(where+".jitter", j.Jitter, 0)
 		}
 		job.Command, _ = l.command(where+".command", j.Command)
 		c.Jobs = append(c.Jobs, job)
@@ -730,22 +737,6 @@ func isHookName(name string) bool {
 		}
 	}
 	return false
-}
-
-func (l *loader) yamlDuration(where, s string) time.Duration {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		n, nerr := strconv.ParseFloat(s, 64)
-		if nerr != nil {
-			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", where, s)
-			return 0
-		}
-		d = time.Duration(n * float64(time.Second))
-	}
-	if d <= 0 {
-		l.fail("%s: %q: want a positive duration", where, s)
-	}
-	return d
 }
 
 // command reads a string (run with /bin/sh -c) or a list (executed
@@ -784,7 +775,7 @@ func (l *loader) hook(key string, n yaml.Node, timeout time.Duration) (Hook, boo
 		case "command":
 			cmdNode = v
 		case "timeout":
-			h.Timeout = l.yamlDuration(where+".timeout", v.Value)
+			h.Timeout = l.parseDuration(where+".timeout", v.Value, 0)
 		default:
 			l.fail("%s: line %d: unknown key %q; want command and timeout", where, k.Line, k.Value)
 			ok = false
