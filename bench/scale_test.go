@@ -231,7 +231,7 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 	idleCores := cores(u0, u1)
 
 	var ds []time.Duration
-	ci, resignErrs := -1, 0
+	ci, resignErrs, stuck := -1, 0, 0
 	for range r.p.scaleHandovers {
 		// The next cluster that has a leader (with one cluster, always the
 		// same).
@@ -273,7 +273,8 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 				t.Logf("%s: resign: %v (retrying)", what, err)
 			}
 			if resignErrs > 50 {
-				t.Fatalf("%s: resign failed 50 times: %v", what, err)
+				t.Logf("%s: resign failed 50 times: %v", what, err)
+				break
 			}
 			sleep(time.Second)
 			t0 = mono()
@@ -283,7 +284,12 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 			select {
 			case w = <-cls[ci].won:
 			case <-time.After(time.Minute):
-				t.Fatalf("%s: no handover within a minute", what)
+				t.Logf("%s: no handover within a minute", what)
+				stuck++
+				cur[ci].l = nil
+			}
+			if cur[ci].l == nil {
+				break
 			}
 			cur[ci] = w
 			if w.at >= t0 {
@@ -310,7 +316,7 @@ func (r *report) scaleRun(t *testing.T, what string, clusters, perCluster int) s
 		opened: opened, closed: closed,
 		window: u1.at.Sub(u0.at), cores: idleCores,
 		rssBefore: before.maxRSS(), rss: max(u1.maxRSS(), u2.maxRSS()),
-		handover: Summarize(ds), resignErrs: resignErrs, lost: lost, failed: failed, leaderless: leaderless,
+		handover: Summarize(ds), resignErrs: resignErrs, stuck: stuck, lost: lost, failed: failed, leaderless: leaderless,
 	}
 }
 
@@ -323,6 +329,7 @@ type scaleFigures struct {
 	rssBefore, rss int64
 	handover       Summary
 	resignErrs     int // resigns refused by etcd
+	stuck          int // handovers that did not happen within a minute
 	lost           int // sessions lost before the close
 	failed         int // members that could not open
 	leaderless     int // clusters without a first leader
@@ -344,7 +351,7 @@ func (f scaleFigures) rows() []Row {
 		{What: label + ": etcd RSS, largest member", System: sys, N: "3",
 			Measured: fmt.Sprintf("%.0f MB (%.0f MB before)", mb(f.rss), mb(f.rssBefore))},
 		{What: label + ": handover Resign -> next Campaign returns", System: sys, N: strconv.Itoa(f.handover.N),
-			Measured: fmt.Sprintf("median %s, p99 %s; %d resigns refused by etcd", Ms(f.handover.Median), Ms(f.handover.P99), f.resignErrs)},
+			Measured: fmt.Sprintf("median %s, p99 %s; %d resigns refused by etcd, %d without a new leader within 1 min", Ms(f.handover.Median), Ms(f.handover.P99), f.resignErrs, f.stuck)},
 	}
 }
 
@@ -356,7 +363,7 @@ func (r *report) scale(t *testing.T) []Row {
 	held := one.lost == 0 && one.failed == 0
 	rows[0].Target, rows[0].Met = "every session held", Verdict(held)
 	rows[2].Target, rows[2].Met = "<= 500 MB", Verdict(held && mb(one.rss) <= 500)
-	rows[3].Target, rows[3].Met = "p99 <= 200 ms", Verdict(held && one.handover.N > 0 && one.handover.P99 <= 200*time.Millisecond)
+	rows[3].Target, rows[3].Met = "p99 <= 200 ms", Verdict(held && one.stuck == 0 && one.handover.N > 0 && one.handover.P99 <= 200*time.Millisecond)
 	for _, row := range rows {
 		t.Logf("%s: %s", row.What, row.Measured)
 	}
