@@ -9,9 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // binary is the ccctl binary built once for the black-box tests.
@@ -71,29 +72,10 @@ func ccctl(t *testing.T, timeout time.Duration, env []string, args ...string) re
 	return r
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's writes and the test's
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a ccctl process started in the background.
 type running struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testutil.Buffer
 	done           chan struct{}
 }
 
@@ -101,7 +83,7 @@ type running struct {
 // runs.
 func background(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
-	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	r := &running{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(binary, args...)
 	r.cmd.Env = cleanEnv(env...)
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr

@@ -9,9 +9,11 @@
 package testutil
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -49,6 +51,28 @@ func WaitFile(t testing.TB, path string, timeout time.Duration) {
 		_, err := os.Stat(path)
 		return err == nil
 	})
+}
+
+// Buffer is a bytes.Buffer safe for concurrent writes and reads: a log
+// destination, or a child's output read while the child writes. Its zero
+// value is empty and ready to use.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Zombies counts the zombies among this process's children, read from

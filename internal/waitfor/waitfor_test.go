@@ -1,7 +1,6 @@
 package waitfor_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,26 +12,12 @@ import (
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/testutil"
 	"github.com/ccctl/ccctl/internal/waitfor"
 )
 
 // logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testutil.Buffer }
 
 // waitLog waits, bounded, until the log holds want.
 func (b *logBuffer) waitLog(t *testing.T, want string) {
