@@ -54,7 +54,6 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 	defer signal.Stop(sigs)
 
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	var filters []*logfilter.Filter
 	if cfg.SuppressLogRegexp != nil {
 		for _, w := range []*io.Writer{&stdout, &stderr} {
 			f, err := logfilter.New(*w, cfg.SuppressLogRegexp, logfilter.Options{})
@@ -62,7 +61,7 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 				return exitFailure, fmt.Errorf("run: %w", err)
 			}
 			*w = f
-			filters = append(filters, f)
+			defer f.Close() // after the service's output is copied, or when it did not start
 		}
 	}
 	c := exec.Command(argv[0], argv[1:]...)
@@ -88,9 +87,6 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 			}
 			p.Signal(s)
 		}
-	}
-	for _, f := range filters {
-		f.Close()
 	}
 	return st.ExitCode(), nil
 }
