@@ -21,6 +21,12 @@
 // io.Writer; when they are not *os.File, proc copies through a pipe and stops
 // copying at most WaitDelay after the child exited, so that a grandchild that
 // keeps the pipe open cannot hang the caller.
+//
+// What is not guaranteed: a child started before EnableReaping keeps its own
+// exec.Cmd.Wait, which then races with the reaper, and its status may be
+// lost (reported as a kill); enable reaping before starting any child. The
+// goroutine that copies a Stdin that is not an *os.File ends only when a
+// read from it returns.
 package proc
 
 import (
