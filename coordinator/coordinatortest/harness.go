@@ -7,6 +7,11 @@
 //
 // Each property is a subtest with a fresh cluster (a new Harness) and a
 // bounded wait, so a hang fails instead of freezing the run.
+//
+// What it does not check: faults beyond what Harness.Expire simulates (a
+// partition that heals, a slow or compacting server; each backend tests
+// those itself), and what must not happen beyond a short quiet period (a
+// window cannot prove a negative).
 package coordinatortest
 
 import (
