@@ -64,7 +64,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			}
 			stale = false
 		}
-		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease {
+		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease && !c.ended(st.leader.CreateRevision) {
 			// An earlier attempt's request won but its answer was lost.
 			return c.won(st.leader.CreateRevision)
 		}
@@ -317,6 +317,7 @@ func (l *leadership) detach(err error) bool {
 	if c.leader == l {
 		c.leader = nil
 	}
+	c.lastEnded = max(c.lastEnded, l.token)
 	c.mu.Unlock()
 	return l.end(err)
 }
@@ -330,13 +331,48 @@ func (l *leadership) Resign(ctx context.Context) error {
 	if l.c.check("resign") != nil {
 		return nil // the lease is revoked or dead, and the key with it
 	}
-	_, err := l.c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(l.c.keys.leader), "=", l.token),
-	).Then(clientv3.OpDelete(l.c.keys.leader)).Commit()
-	if err != nil {
+	if err := l.c.release(ctx, l.token); err != nil {
+		// The key would stay as long as the session lives: keep trying.
+		l.c.spawn(func() { l.c.releaseLater(l.token) })
 		return fmt.Errorf("resign %s (token %d): %w", l.c.cfg.ID, l.token, err)
 	}
 	return nil
+}
+
+// release deletes the leader key if the term token created it.
+func (c *Coordinator) release(ctx context.Context, token int64) error {
+	_, err := c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(c.keys.leader), "=", token),
+	).Then(clientv3.OpDelete(c.keys.leader)).Commit()
+	return err
+}
+
+// releaseLater retries release until it succeeds or the session ends.
+func (c *Coordinator) releaseLater(token int64) {
+	for {
+		if err := c.backoff(c.bg, retryDelay); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+		err := c.release(ctx, token)
+		cancel()
+		if err == nil {
+			return
+		}
+		if c.bg.Err() != nil {
+			return
+		}
+		c.log.Warn("resign: release leader key", "token", token, "err", err)
+	}
+}
+
+// ended reports whether the term with this token was ended by this handle
+// (its key may linger while a release is retried): it is never adopted
+// again, so that a new term always has a new token.
+func (c *Coordinator) ended(token int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return token != 0 && token == c.lastEnded
 }
 
 // monitor ends the term when its leader key is deleted or replaced by

@@ -315,3 +315,29 @@ func TestElectLeaderReadable(t *testing.T) {
 		t.Fatalf("Election.Leader value = %q; want %q", got, "a")
 	}
 }
+
+// TestFailedResignReleasedLater: a Resign whose request fails still ends
+// the term at once, and the key is released in the background while the
+// session lives, so nobody waits for the TTL and the old term is never
+// adopted again: the next term gets a new token.
+func TestFailedResignReleasedLater(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	a := open(t, cl, "a", e.Endpoint(0))
+	la := lead(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := la.Resign(ctx); err == nil {
+		t.Fatal("Resign with a cancelled context: got nil error; want the request's error")
+	}
+	if err := la.Err(); !errors.Is(err, coordinator.ErrResigned) {
+		t.Fatalf("Err() after a failed Resign = %v; want ErrResigned", err)
+	}
+	la2 := lead(t, a)
+	if la2.Token() <= la.Token() {
+		t.Fatalf("token of the next term = %d; want > %d (a new term)", la2.Token(), la.Token())
+	}
+	if err := a.Err(); err != nil {
+		t.Fatalf("session: %v", err)
+	}
+}

@@ -49,12 +49,13 @@ type Coordinator struct {
 	closeErr  error
 	campaign  sync.Mutex // one Campaign at a time
 
-	mu       sync.Mutex
-	err      error       // why the session ended; nil while it lives
-	closing  bool        // Close has begun
-	deadline time.Time   // when the session is given up without renewal
-	timer    clock.Timer // fires at deadline
-	leader   *leadership // the current term, if any
+	mu        sync.Mutex
+	err       error       // why the session ended; nil while it lives
+	closing   bool        // Close has begun
+	deadline  time.Time   // when the session is given up without renewal
+	timer     clock.Timer // fires at deadline
+	leader    *leadership // the current term, if any
+	lastEnded int64       // token of the latest term this handle ended
 }
 
 // New connects to etcd with cfg's connection fields, opens a session and
