@@ -75,8 +75,6 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 			"--enable-pprof",
 		)
 		cmd.Stdout, cmd.Stderr = logf, logf
-		// Killed with the driver, should it die before its cleanup.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start etcd: %v", err)
 		}

@@ -110,7 +110,6 @@ func startMember(t *testing.T, b bins, s memberSpec) *member {
 		t.Fatal(err)
 	}
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
 		t.Fatalf("start ccctl %s: %v", s.id, err)
 	}
