@@ -22,11 +22,10 @@
 // copying at most WaitDelay after the child exited, so that a grandchild that
 // keeps the pipe open cannot hang the caller.
 //
-// What is not guaranteed: a child started before EnableReaping keeps its own
-// exec.Cmd.Wait, which then races with the reaper, and its status may be
-// lost (reported as a kill); enable reaping before starting any child. The
-// goroutine that copies a Stdin that is not an *os.File ends only when a
-// read from it returns.
+// EnableReaping refuses while a child started without reaping still runs:
+// that child's own exec.Cmd.Wait would race with the reaper. What is not
+// guaranteed: the goroutine that copies a Stdin that is not an *os.File
+// ends only when a read from it returns.
 package proc
 
 import (
@@ -110,6 +109,7 @@ var reaper struct {
 	sync.Mutex
 	enabled bool
 	started map[int]*Process
+	own     int // children started without reaping whose own Wait has not returned
 }
 
 // Start starts cmd in a new process group. cmd must not have been started,
@@ -131,6 +131,8 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 		p.Pid = cmd.Process.Pid
 		if reaping {
 			reaper.started[p.Pid] = p
+		} else {
+			reaper.own++
 		}
 	}
 	reaper.Unlock()
@@ -210,6 +212,9 @@ func (p *Process) closeParentEnds() {
 
 func (p *Process) waitOwn() {
 	err := p.cmd.Wait()
+	reaper.Lock()
+	reaper.own--
+	reaper.Unlock()
 	st := Status{Code: -1}
 	if ps := p.cmd.ProcessState; ps != nil {
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
@@ -325,12 +330,16 @@ func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (Status, error
 // child subreaper (PR_SET_CHILD_SUBREAPER), so that orphans of its
 // descendants come to it rather than to the host's init. It returns a
 // function that reports how many orphans were reaped so far. Calling it
-// again has no effect.
+// again has no effect. It fails while a child started before is running:
+// that child's own wait would race with the reaper.
 func EnableReaping() (orphans func() int64, err error) {
 	reaper.Lock()
 	defer reaper.Unlock()
 	if reaper.enabled {
 		return orphanCount, nil
+	}
+	if reaper.own > 0 {
+		return nil, fmt.Errorf("enable reaping: children started before still run (%d)", reaper.own)
 	}
 	if os.Getpid() != 1 {
 		if err := setSubreaper(); err != nil {

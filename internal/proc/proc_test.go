@@ -19,8 +19,11 @@ import (
 // TestMain lets the reaping tests run in a child of the test binary, so the
 // reaper never takes the waits of other tests.
 func TestMain(m *testing.M) {
-	if os.Getenv("PROC_TEST_REAPER") == "1" {
+	switch os.Getenv("PROC_TEST_REAPER") {
+	case "1":
 		os.Exit(reaperChild())
+	case "late":
+		os.Exit(lateReaperChild())
 	}
 	os.Exit(m.Run())
 }
@@ -135,6 +138,38 @@ func TestRunCancelSendsTerm(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// lateReaperChild starts a child without reaping, then enables reaping
+// while the child runs and again once it has exited, and prints the
+// child's status and both results.
+func lateReaperChild() int {
+	p, err := proc.Start(exec.Command("sh", "-c", "sleep 0.5; exit 3"))
+	if err != nil {
+		fmt.Println("start:", err)
+		return 1
+	}
+	_, early := proc.EnableReaping()
+	st := p.Wait()
+	_, late := proc.EnableReaping()
+	fmt.Printf("exit=%d early=%v late=%v\n", st.ExitCode(), early, late)
+	return 0
+}
+
+// TestEnableReapingRefusedWhileOwnChildRuns: a child started before
+// reaping keeps its own wait, and reaping is refused until it has exited,
+// so that its status is never taken by the reaper.
+func TestEnableReapingRefusedWhileOwnChildRuns(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PROC_TEST_REAPER=late")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("reaper child: %v\n%s", err, out)
+	}
+	want := "exit=3 early=enable reaping: children started before still run (1) late=<nil>"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("got %q; want %q", got, want)
 	}
 }
 
