@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -98,6 +99,7 @@ type Process struct {
 	Pid int
 
 	cmd       *exec.Cmd
+	reaped    atomic.Bool // the child was waited for: its pid may be reused
 	done      chan struct{}
 	status    Status
 	closers   []io.Closer // parent ends of pipes, closed after the child exited
@@ -212,6 +214,7 @@ func (p *Process) closeParentEnds() {
 
 func (p *Process) waitOwn() {
 	err := p.cmd.Wait()
+	p.reaped.Store(true)
 	reaper.Lock()
 	reaper.own--
 	reaper.Unlock()
@@ -253,12 +256,13 @@ func (p *Process) Wait() Status {
 	return p.status
 }
 
-// Signal sends sig to the child only.
+// Signal sends sig to the child only. Once the child has been waited for
+// (before its output is all copied and Done is closed) it returns
+// os.ErrProcessDone and sends nothing, since the pid may belong to another
+// process by then.
 func (p *Process) Signal(sig syscall.Signal) error {
-	select {
-	case <-p.done:
+	if p.reaped.Load() {
 		return os.ErrProcessDone
-	default:
 	}
 	return syscall.Kill(p.Pid, sig)
 }
@@ -390,6 +394,7 @@ func reapLoop(sigs <-chan os.Signal) {
 				orphansReaped.Unlock()
 				continue
 			}
+			p.reaped.Store(true)
 			p.cmd.Process.Release()
 			go p.finish(fromWaitStatus(ws))
 		}

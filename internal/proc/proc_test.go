@@ -3,6 +3,7 @@ package proc_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,6 +171,26 @@ func TestEnableReapingRefusedWhileOwnChildRuns(t *testing.T) {
 	want := "exit=3 early=enable reaping: children started before still run (1) late=<nil>"
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+// TestSignalAfterExitSendsNothing: once the child was waited for, while a
+// grandchild still holds its output pipe open, Signal reports
+// os.ErrProcessDone instead of signalling the pid, which may be reused.
+func TestSignalAfterExitSendsNothing(t *testing.T) {
+	var out bytes.Buffer
+	cmd := exec.Command("sh", "-c", "sleep 5 & exit 0")
+	cmd.Stdout = &out
+	p, err := proc.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(0) })
+	testutil.Eventually(t, 10*time.Second, "the child to be waited for", func() bool {
+		return errors.Is(syscall.Kill(p.Pid, 0), syscall.ESRCH)
+	})
+	if err := p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("Signal after the child was waited for: got %v; want os.ErrProcessDone", err)
 	}
 }
 
