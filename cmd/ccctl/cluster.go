@@ -104,6 +104,19 @@ func (h *clusterHandle) Close() {
 	h.cli.Close()
 }
 
+// onCluster opens the configured cluster with cmd's context, cancelled on
+// SIGINT or SIGTERM, runs f with them, and closes the cluster.
+func onCluster(cmd *cobra.Command, f func(ctx context.Context, h *clusterHandle) error) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	h, err := openCluster(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return f(ctx, h)
+}
+
 // commandContext is the command's context, cancelled on SIGINT or SIGTERM.
 func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -204,28 +217,23 @@ func newStatusCommand() *cobra.Command {
 		if *state != "" && !knownState(*state) {
 			return withCode(exitUsage, fmt.Errorf("status: --state %q: want one of starting, initializing, running, active, stopping, stopped, failed", *state))
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		h, err := openCluster(ctx, cmd)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		out := cmd.OutOrStdout()
-		show := func() error {
-			v, err := h.view(ctx, *role, *state)
-			if err != nil {
-				return fmt.Errorf("status: %w", err)
+		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+			out := cmd.OutOrStdout()
+			show := func() error {
+				v, err := h.view(ctx, *role, *state)
+				if err != nil {
+					return fmt.Errorf("status: %w", err)
+				}
+				if *output == "json" {
+					return json.NewEncoder(out).Encode(v)
+				}
+				return printTable(out, v, time.Now())
 			}
-			if *output == "json" {
-				return json.NewEncoder(out).Encode(v)
+			if !*watch {
+				return show()
 			}
-			return printTable(out, v, time.Now())
-		}
-		if !*watch {
-			return show()
-		}
-		return watchCluster(ctx, h, out, *output == "table", show)
+			return watchCluster(ctx, h, out, *output == "table", show)
+		})
 	}
 	return cmd
 }
@@ -346,22 +354,17 @@ func newLeaderCommand() *cobra.Command {
 		Short: "Print the master's id (exit 1 when there is none)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			h, err := openCluster(ctx, cmd)
-			if err != nil {
+			return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+				l, err := h.coord.Leader(ctx)
+				if errors.Is(err, coordinator.ErrNoLeader) {
+					return withCode(exitFailure, fmt.Errorf("leader: cluster %s has no master", h.cfg.Cluster))
+				}
+				if err != nil {
+					return fmt.Errorf("leader: %w", err)
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), l.ID)
 				return err
-			}
-			defer h.Close()
-			l, err := h.coord.Leader(ctx)
-			if errors.Is(err, coordinator.ErrNoLeader) {
-				return withCode(exitFailure, fmt.Errorf("leader: cluster %s has no master", h.cfg.Cluster))
-			}
-			if err != nil {
-				return fmt.Errorf("leader: %w", err)
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), l.ID)
-			return err
+			})
 		},
 	}
 }
@@ -379,36 +382,31 @@ func newSwitchoverCommand() *cobra.Command {
 	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		h, err := openCluster(ctx, cmd)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		target, err := h.coord.Switchover(ctx, *to)
-		if err != nil {
-			return fmt.Errorf("switchover: %w", err)
-		}
-		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "switchover to %s requested\n", target)
-		if !*wait {
-			return nil
-		}
-		wctx, wcancel := context.WithTimeout(ctx, *timeout)
-		defer wcancel()
-		for {
-			l, err := h.coord.Leader(wctx)
-			if err == nil && l.ID == target {
-				_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
-				return err
+		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+			target, err := h.coord.Switchover(ctx, *to)
+			if err != nil {
+				return fmt.Errorf("switchover: %w", err)
 			}
-			select {
-			case <-wctx.Done():
-				return withCode(exitFailure, fmt.Errorf("switchover: %s is not master after %s", target, *timeout))
-			case <-time.After(100 * time.Millisecond):
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "switchover to %s requested\n", target)
+			if !*wait {
+				return nil
 			}
-		}
+			wctx, wcancel := context.WithTimeout(ctx, *timeout)
+			defer wcancel()
+			for {
+				l, err := h.coord.Leader(wctx)
+				if err == nil && l.ID == target {
+					_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
+					return err
+				}
+				select {
+				case <-wctx.Done():
+					return withCode(exitFailure, fmt.Errorf("switchover: %s is not master after %s", target, *timeout))
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
 	}
 	return cmd
 }
@@ -423,22 +421,17 @@ func newPauseCommand(pause bool) *cobra.Command {
 		Short: short,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			h, err := openCluster(ctx, cmd)
-			if err != nil {
+			return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+				op, done := h.coord.Pause, "paused"
+				if !pause {
+					op, done = h.coord.Resume, "resumed"
+				}
+				if err := op(ctx); err != nil {
+					return fmt.Errorf("%s: %w", use, err)
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "cluster %s %s\n", h.cfg.Cluster, done)
 				return err
-			}
-			defer h.Close()
-			op, done := h.coord.Pause, "paused"
-			if !pause {
-				op, done = h.coord.Resume, "resumed"
-			}
-			if err := op(ctx); err != nil {
-				return fmt.Errorf("%s: %w", use, err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "cluster %s %s\n", h.cfg.Cluster, done)
-			return err
+			})
 		},
 	}
 }
