@@ -135,6 +135,16 @@ func (m *member) stop(t *testing.T) (int, error) {
 	return m.wait(t)
 }
 
+// exited reports whether Run has returned.
+func (m *member) exited() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // wait waits for Run to return.
 func (m *member) wait(t *testing.T) (int, error) {
 	t.Helper()

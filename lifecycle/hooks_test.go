@@ -93,12 +93,7 @@ func TestHookTimeout(t *testing.T) {
 	}
 	waitFor(t, "the hook to time out", func() bool {
 		h.clk.Advance(time.Second)
-		select {
-		case <-a.done:
-			return true
-		default:
-			return false
-		}
+		return a.exited()
 	})
 	if !errors.Is(a.err, lifecycle.ErrHookTimeout) || a.code != lifecycle.ExitInitHookFailed {
 		t.Errorf("Run: got %d, %v; want %d and ErrHookTimeout", a.code, a.err, lifecycle.ExitInitHookFailed)

@@ -236,12 +236,7 @@ func TestTransitions(t *testing.T) {
 				ln.Close()
 				waitFor(t, "the controller to stop", func() bool {
 					h.clk.Advance(time.Second)
-					select {
-					case <-a.done:
-						return true
-					default:
-						return false
-					}
+					return a.exited()
 				})
 				return []*member{a}
 			},
