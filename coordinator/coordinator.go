@@ -86,25 +86,29 @@ type EventType int
 
 // The kinds of events a Watch reports.
 const (
-	// EventMemberJoined: a member registered; Member is its record.
+	// EventMemberJoined reports that a member registered; Member is its record.
 	EventMemberJoined EventType = iota + 1
-	// EventMemberUpdated: a member changed its record; Member is the new record.
+	// EventMemberUpdated reports that a member changed its record; Member is
+	// the new record.
 	EventMemberUpdated
-	// EventMemberLeft: a member's record vanished (closed or expired); Member
-	// is its last known record.
+	// EventMemberLeft reports that a member's record vanished (closed or
+	// expired); Member is its last known record.
 	EventMemberLeft
-	// EventLeaderChanged: a new term began; Leader is the new leader.
+	// EventLeaderChanged reports that a new term began; Leader is the new
+	// leader.
 	EventLeaderChanged
-	// EventNoLeader: the leadership is vacant (resigned or expired).
+	// EventNoLeader reports that the leadership is vacant (resigned or
+	// expired).
 	EventNoLeader
-	// EventPaused: automatic takeover is suspended.
+	// EventPaused reports that automatic takeover is suspended.
 	EventPaused
-	// EventResumed: automatic takeover is allowed again.
+	// EventResumed reports that automatic takeover is allowed again.
 	EventResumed
-	// EventSwitchover: an operator asked that SwitchoverTo leads next.
+	// EventSwitchover reports that an operator asked that SwitchoverTo leads
+	// next.
 	EventSwitchover
-	// EventSwitchoverCleared: the switchover request was fulfilled or
-	// withdrawn, or its target went away.
+	// EventSwitchoverCleared reports that the switchover request was
+	// fulfilled or withdrawn, or that its target went away.
 	EventSwitchoverCleared
 )
 
@@ -141,30 +145,31 @@ type Event struct {
 
 // Sentinel errors. Backends wrap them; callers test with errors.Is.
 var (
-	// ErrSessionClosed: the session has ended (closed or expired); the
-	// Coordinator cannot be used any more.
+	// ErrSessionClosed means that the session has ended (closed or expired);
+	// the Coordinator cannot be used any more.
 	ErrSessionClosed = errors.New("coordinator: session closed")
-	// ErrSessionExpired: the session's lease expired, or could have expired
-	// on the server, before it was renewed.
+	// ErrSessionExpired means that the session's lease expired, or could have
+	// expired on the server, before it was renewed.
 	ErrSessionExpired = errors.New("coordinator: session expired")
-	// ErrLeaseDeadline: leadership was given up because no renewal was
-	// acknowledged in time; the lease may still be alive on the server but
+	// ErrLeaseDeadline means that leadership was given up because no renewal
+	// was acknowledged in time; the lease may still be alive on the server but
 	// can no longer be relied on (self-fencing).
 	ErrLeaseDeadline = errors.New("coordinator: lease deadline passed without renewal")
-	// ErrResigned: leadership ended because the leader resigned.
+	// ErrResigned means that leadership ended because the leader resigned.
 	ErrResigned = errors.New("coordinator: resigned")
-	// ErrLeadershipLost: the leader key was deleted or taken over by
-	// something other than this member (an operator, a bug elsewhere).
+	// ErrLeadershipLost means that the leader key was deleted or taken over
+	// by something other than this member (an operator, a bug elsewhere).
 	ErrLeadershipLost = errors.New("coordinator: leadership lost")
-	// ErrNoLeader: the cluster has no leader now.
+	// ErrNoLeader means that the cluster has no leader now.
 	ErrNoLeader = errors.New("coordinator: no leader")
-	// ErrUnknownMember: the named member is not registered.
+	// ErrUnknownMember means that the named member is not registered.
 	ErrUnknownMember = errors.New("coordinator: unknown member")
-	// ErrNotRegistered: the call needs this member to be registered first.
+	// ErrNotRegistered means that the call needs this member to be registered
+	// first.
 	ErrNotRegistered = errors.New("coordinator: member not registered")
-	// ErrInvalidConfig: a backend's configuration is invalid.
+	// ErrInvalidConfig means that a backend's configuration is invalid.
 	ErrInvalidConfig = errors.New("coordinator: invalid configuration")
-	// ErrUnavailable: the backend could not be reached in time.
+	// ErrUnavailable means that the backend could not be reached in time.
 	ErrUnavailable = errors.New("coordinator: backend unavailable")
 )
 

@@ -18,22 +18,24 @@ import (
 // Exit codes of Run for the controller's own outcomes. Otherwise Run returns
 // the service's exit code, 128+N when the service died of signal N.
 const (
-	// ExitOK: the controller stopped cleanly with no service to report.
+	// ExitOK means that the controller stopped cleanly with no service to
+	// report.
 	ExitOK = 0
-	// ExitFailure: the controller failed for a reason with no code of its
-	// own (an extension or actor failed). A service that cannot be started
+	// ExitFailure means that the controller failed for a reason with no code
+	// of its own (an extension or actor failed). A service that cannot be started
 	// gives 127 when its command is not found, 126 when it is not
 	// executable, as a shell does.
 	ExitFailure = 1
-	// ExitBadConfig: the configuration is invalid (New failed).
+	// ExitBadConfig means that the configuration is invalid (New failed).
 	ExitBadConfig = 2
-	// ExitBackendUnavailable: the backend could not be reached in time, or
-	// the session was lost.
+	// ExitBackendUnavailable means that the backend could not be reached in
+	// time, or that the session was lost.
 	ExitBackendUnavailable = 3
-	// ExitInitHookFailed: the start hook or the role's init hook failed.
+	// ExitInitHookFailed means that the start hook or the role's init hook
+	// failed.
 	ExitInitHookFailed = 4
-	// ExitLeadershipLost: the leadership was lost and OnLeadershipLost is
-	// LeadershipLostExit.
+	// ExitLeadershipLost means that the leadership was lost and
+	// OnLeadershipLost is LeadershipLostExit.
 	ExitLeadershipLost = 5
 )
 

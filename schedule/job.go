@@ -139,8 +139,8 @@ const (
 	ResultSuccess          Result = "success"
 	ResultFailed           Result = "failed"
 	ResultDeadlineExceeded Result = "deadline_exceeded"
-	// ResultCancelled: the member lost the role, a replacing run came, or
-	// the scheduler stopped.
+	// ResultCancelled means that the member lost the role, a replacing run
+	// came, or the scheduler stopped.
 	ResultCancelled Result = "cancelled"
 )
 
@@ -186,12 +186,13 @@ func RunInfoFrom(ctx context.Context) (RunInfo, bool) {
 
 // Reasons a run's context is cancelled, found with context.Cause.
 var (
-	// ErrRoleLost: the member no longer holds the role the job needs.
+	// ErrRoleLost means that the member no longer holds the role the job
+	// needs.
 	ErrRoleLost = errors.New("schedule: role lost")
-	// ErrReplaced: a newer slot replaced the run (OverlapReplace).
+	// ErrReplaced means that a newer slot replaced the run (OverlapReplace).
 	ErrReplaced = errors.New("schedule: replaced by a newer run")
-	// ErrStopped: the scheduler is stopping.
+	// ErrStopped means that the scheduler is stopping.
 	ErrStopped = errors.New("schedule: scheduler stopped")
-	// ErrTimeout: the job's timeout passed.
+	// ErrTimeout means that the job's timeout passed.
 	ErrTimeout = errors.New("schedule: timeout")
 )
