@@ -28,7 +28,7 @@ var (
 	out      = flag.String("out", "", "also write the table to this file")
 	only     = flag.String("only", "", "run only these parts, comma-separated: idle, startup, handover, timed, scale, image")
 	profDir  = flag.String("profile", "", "write CPU profiles of etcd during the scale windows, and of the driver, to this directory")
-	scaleTTL = flag.Duration("scale-ttl", 10*time.Second, "session TTL of the in-process members of the scale rows")
+	scaleTTL = flag.String("scale-ttl", "10s,60s", "session TTLs of the in-process members of the scale rows, comma-separated; each TTL is one round of the scale rows")
 )
 
 // plan holds the sizes of one run.
@@ -49,7 +49,7 @@ func fullPlan() plan {
 		failoverTTLs: []time.Duration{2 * time.Second, 5 * time.Second, 10 * time.Second}, failoverRounds: 3,
 		idle:       60 * time.Second,
 		oneCluster: 10000, manyMembers: 20000, clusters: 2000,
-		scaleWindow: 30 * time.Second, scaleHandovers: 20,
+		scaleWindow: 20 * time.Second, scaleHandovers: 20,
 	}
 }
 
