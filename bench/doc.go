@@ -9,6 +9,12 @@
 //	go test -tags bench -run TestReport -v -timeout 60m ./bench
 //	go test -tags bench -run TestReport -v ./bench -args -quick
 //
+// Flags (after -args): -quick (fewer rounds, smaller scale, about a minute
+// and a half), -only idle,startup,handover,timed,scale,image (parts to run),
+// -scale-ttl 10s,60s (the TTLs of the scale rows), -out FILE (also write the
+// table there), -profile DIR (CPU profiles of etcd and of the driver during
+// the scale windows).
+//
 // It starts a 3-member etcd from the etcd executable (Debian's etcd 3.4 in
 // CI; see etcdBinaryEnv in the driver) as separate processes, so that their
 // CPU time and resident memory can be read from /proc, builds the ccctl
