@@ -232,6 +232,14 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 	idleCores := cores(u0, u1)
 
 	var ds []time.Duration
+	lostBefore := 0 // before the first handover
+	for _, cl := range cls {
+		for _, m := range cl.members {
+			if m != nil && m.c.Err() != nil {
+				lostBefore++
+			}
+		}
+	}
 	ci, resignErrs, stuck := -1, 0, 0
 	for range r.p.scaleHandovers {
 		// The next cluster that has a leader (with one cluster, always the
@@ -317,7 +325,7 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 		opened: opened, closed: closed,
 		window: u1.at.Sub(u0.at), cores: idleCores,
 		rssBefore: before.maxRSS(), rss: max(u1.maxRSS(), u2.maxRSS()),
-		handover: Summarize(ds), resignErrs: resignErrs, stuck: stuck, lost: lost, failed: failed, leaderless: leaderless,
+		handover: Summarize(ds), resignErrs: resignErrs, stuck: stuck, lost: lost, lostBefore: lostBefore, failed: failed, leaderless: leaderless,
 	}
 }
 
@@ -333,6 +341,7 @@ type scaleFigures struct {
 	resignErrs     int // resigns refused by etcd
 	stuck          int // handovers that did not happen within a minute
 	lost           int // sessions lost before the close
+	lostBefore     int // of which before the first handover
 	failed         int // members that could not open
 	leaderless     int // clusters without a first leader
 }
@@ -347,7 +356,7 @@ func (f scaleFigures) rows() []Row {
 	sys := "ccctl (in-process members)"
 	return []Row{
 		{What: label + ": open all (register, campaign) / close all", System: sys, N: strconv.Itoa(f.n),
-			Measured: fmt.Sprintf("%.1f s / %.1f s; %d failed to open, %d sessions lost, %d clusters leaderless", f.opened.Seconds(), f.closed.Seconds(), f.failed, f.lost, f.leaderless)},
+			Measured: fmt.Sprintf("%.1f s / %.1f s; %d failed to open, %d sessions lost (%d before the handovers), %d clusters leaderless", f.opened.Seconds(), f.closed.Seconds(), f.failed, f.lost, f.lostBefore, f.leaderless)},
 		{What: label + ": etcd CPU while idle (3 members together)", System: sys, N: fmt.Sprintf("%.0f s", f.window.Seconds()),
 			Measured: fmt.Sprintf("%.2f cores", f.cores)},
 		{What: label + ": etcd RSS, largest member", System: sys, N: "3",
