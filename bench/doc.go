@@ -11,7 +11,7 @@
 //
 // Flags (after -args): -quick (fewer rounds, smaller scale, about a minute
 // and a half), -only idle,startup,handover,timed,scale,image (parts to run),
-// -scale-ttl 10s,60s (the TTLs of the scale rows), -out FILE (also write the
+// -scale-ttl 60s,10s (the TTLs of the scale rows, in order), -out FILE (also write the
 // table there), -profile DIR (CPU profiles of etcd and of the driver during
 // the scale windows).
 //

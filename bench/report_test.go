@@ -28,7 +28,7 @@ var (
 	out      = flag.String("out", "", "also write the table to this file")
 	only     = flag.String("only", "", "run only these parts, comma-separated: idle, startup, handover, timed, scale, image")
 	profDir  = flag.String("profile", "", "write CPU profiles of etcd during the scale windows, and of the driver, to this directory")
-	scaleTTL = flag.String("scale-ttl", "10s,60s", "session TTLs of the in-process members of the scale rows, comma-separated; each TTL is one round of the scale rows")
+	scaleTTL = flag.String("scale-ttl", "60s,10s", "session TTLs of the in-process members of the scale rows, comma-separated, in the order run (etcd is not compacted, so later rounds start with more memory)")
 )
 
 // plan holds the sizes of one run.
