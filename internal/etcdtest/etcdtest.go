@@ -1,8 +1,10 @@
 // Package etcdtest starts real etcd servers for tests and benchmarks: an
 // embedded single member (Start), an embedded cluster of several members
 // (StartCluster), and Debian's etcd binary in a subprocess (StartBinary), each
-// on free loopback ports with its data in tb.TempDir(). Proxy is a TCP proxy
-// between a client and etcd that a test can cut, delay and heal.
+// on free loopback ports with its data in tb.TempDir(). A member can be
+// stopped (Stop) and an embedded one restarted on its data (Restart). Proxy
+// is a TCP proxy between a client and etcd that a test can cut, delay and
+// heal.
 //
 // Everything started here is stopped in tb.Cleanup. The servers are real
 // etcd: they fsync, elect raft leaders and expire leases on their own
@@ -47,10 +49,12 @@ type Cluster struct {
 
 type member struct {
 	name     string
-	endpoint string // client URL
-	stopOnce sync.Once
-	stop     func()
-	stopped  bool
+	endpoint string                      // client URL
+	restart  func() (*embed.Etcd, error) // nil for a binary member: it cannot be restarted
+
+	op      sync.Mutex // held by Stop and Restart of this member
+	stop    func()     // guarded by op
+	stopped bool       // guarded by op and Cluster.mu (either to read)
 }
 
 // Start starts an embedded single-member etcd and returns it once it serves
@@ -102,13 +106,13 @@ func startEmbedded(tb testing.TB, n int, tlsFiles *TLSFiles) (*Cluster, error) {
 			e.Close()
 		}
 	}
-	for i := range n {
+	newConfig := func(i int, state string) *embed.Config {
 		cfg := embed.NewConfig()
 		cfg.Name = fmt.Sprintf("m%d", i)
 		cfg.Dir = filepath.Join(dir, cfg.Name)
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "etcdtest"
-		cfg.ClusterState = embed.ClusterStateFlagNew
+		cfg.ClusterState = state
 		pu, _ := url.Parse(peers[i])
 		cu, _ := url.Parse(clients[i])
 		cfg.ListenPeerUrls = []url.URL{*pu}
@@ -129,6 +133,10 @@ func startEmbedded(tb testing.TB, n int, tlsFiles *TLSFiles) (*Cluster, error) {
 		cfg.Logger = "zap"
 		cfg.LogLevel = "error"
 		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
+		return cfg
+	}
+	for i := range n {
+		cfg := newConfig(i, embed.ClusterStateFlagNew)
 		e, err := embed.StartEtcd(cfg)
 		if err != nil {
 			stopAll()
@@ -153,7 +161,10 @@ func startEmbedded(tb testing.TB, n int, tlsFiles *TLSFiles) (*Cluster, error) {
 		c.members = append(c.members, &member{
 			name:     fmt.Sprintf("m%d", i),
 			endpoint: clients[i],
-			stop:     e.Close,
+			restart: func() (*embed.Etcd, error) {
+				return embed.StartEtcd(newConfig(i, embed.ClusterStateFlagExisting))
+			},
+			stop: e.Close,
 		})
 	}
 	tb.Cleanup(c.stopAll)
@@ -248,8 +259,17 @@ func startBinary(tb testing.TB, bin string) (*Cluster, error) {
 	return c, nil
 }
 
-// waitHealthy polls the endpoint until it answers a read or exited closes.
+// waitHealthy polls the endpoint until it answers a read or exited closes,
+// for up to startTimeout.
 func waitHealthy(endpoint string, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return waitHealthyCtx(ctx, endpoint, exited)
+}
+
+// waitHealthyCtx polls the endpoint until it answers a linearizable read
+// (through the raft leader), exited closes or ctx is done.
+func waitHealthyCtx(ctx context.Context, endpoint string, exited <-chan struct{}) error {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{endpoint},
 		DialTimeout: time.Second,
@@ -259,15 +279,14 @@ func waitHealthy(endpoint string, exited <-chan struct{}) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	defer cli.Close()
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
+	for {
 		select {
 		case <-exited:
 			return errors.New("etcd exited before serving clients")
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err = cli.Get(ctx, "health")
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err = cli.Get(rctx, "health")
 		cancel()
 		if err == nil {
 			return nil
@@ -275,10 +294,11 @@ func waitHealthy(endpoint string, exited <-chan struct{}) error {
 		select {
 		case <-exited:
 			return errors.New("etcd exited before serving clients")
+		case <-ctx.Done():
+			return fmt.Errorf("not serving clients: %w (last error %v)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("not serving clients within %v: %v", startTimeout, err)
 }
 
 func tail(b []byte, n int) string {
@@ -318,19 +338,84 @@ func (c *Cluster) Endpoints() []string {
 }
 
 // Stop stops member i and waits until it has stopped. Stopping a stopped
-// member does nothing.
+// member does nothing. Stop and Restart may be called from any goroutine;
+// calls for one member are serialized.
 func (c *Cluster) Stop(i int) {
 	m := c.members[i]
-	m.stopOnce.Do(func() {
-		c.mu.Lock()
-		m.stopped = true
-		c.mu.Unlock()
-		begin := time.Now()
-		m.stop()
-		if took := time.Since(begin); took > time.Second {
-			c.tb.Logf("etcdtest: stopping member %s took %v", m.name, took)
+	m.op.Lock()
+	defer m.op.Unlock()
+	if m.stopped {
+		return
+	}
+	c.mu.Lock()
+	m.stopped = true
+	c.mu.Unlock()
+	begin := time.Now()
+	m.stop()
+	if took := time.Since(begin); took > time.Second {
+		c.tb.Logf("etcdtest: stopping member %s took %v", m.name, took)
+	}
+}
+
+// ErrRunning is returned by Restart for a member that has not been stopped.
+var ErrRunning = errors.New("etcdtest: member is running")
+
+// Restart starts the stopped embedded member i again, as etcd restarts
+// after a crash: the same name, data directory, peer and client URLs, and
+// initial cluster state "existing" (etcd reads its membership from the data
+// directory). It returns once the member serves a linearizable read through
+// its own endpoint, that is once it has rejoined the cluster and caught up
+// with its leader, or with an error when ctx is done first, when the member
+// runs (ErrRunning), or when it comes from StartBinary (not supported). A
+// port taken by another process meanwhile makes it fail: the URLs are not
+// changed. The member is stopped in tb.Cleanup as before.
+func (c *Cluster) Restart(ctx context.Context, i int) error {
+	m := c.members[i]
+	m.op.Lock()
+	defer m.op.Unlock()
+	if !m.stopped {
+		return fmt.Errorf("restart member %s: %w", m.name, ErrRunning)
+	}
+	if m.restart == nil {
+		return fmt.Errorf("restart member %s: not an embedded member", m.name)
+	}
+	var (
+		e   *embed.Etcd
+		err error
+	)
+	// The ports were closed a moment ago: retry a bind that fails while
+	// the kernel still holds them.
+	for attempt := 0; ; attempt++ {
+		if e, err = m.restart(); err == nil {
+			break
 		}
-	})
+		if attempt == 4 {
+			return fmt.Errorf("restart member %s: %w", m.name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("restart member %s: %w (last error %v)", m.name, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return fmt.Errorf("restart member %s: %w", m.name, err)
+	case <-ctx.Done():
+		e.Close()
+		return fmt.Errorf("restart member %s: not ready: %w", m.name, ctx.Err())
+	}
+	if err := waitHealthyCtx(ctx, m.endpoint, e.Server.StopNotify()); err != nil {
+		e.Close()
+		return fmt.Errorf("restart member %s: %w", m.name, err)
+	}
+	m.stop = e.Close
+	c.mu.Lock()
+	m.stopped = false
+	c.mu.Unlock()
+	return nil
 }
 
 // Client returns a client of every running member, closed in tb.Cleanup.
