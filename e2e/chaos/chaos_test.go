@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -25,6 +26,8 @@ type outcome struct {
 	sched schedule
 	rep   *report
 	err   error // the harness could not run the seed
+
+	etcdRestarts int // etcd members restarted and healthy again
 }
 
 // seeds returns the seeds to run.
@@ -47,6 +50,8 @@ func TestChaos(t *testing.T) {
 		mu                         sync.Mutex
 		totals                     = map[kind]int{}
 		terms, jobs, spawns, stale int
+		restarts, backups, files   int
+		backupRuns                 int
 		minGap, minLostGap         = int64(-1), int64(-1)
 		maxSettle, maxStale        int64
 	)
@@ -69,6 +74,10 @@ func TestChaos(t *testing.T) {
 				}
 				terms += len(o.rep.terms)
 				jobs += o.rep.jobs
+				restarts += o.etcdRestarts
+				backups += o.rep.backups
+				files += o.rep.backupFiles
+				backupRuns += o.rep.backupRuns
 				spawns += o.rep.spawns
 				stale += o.rep.staleUsed
 				if o.rep.minGap >= 0 && (minGap < 0 || o.rep.minGap < minGap) {
@@ -82,8 +91,11 @@ func TestChaos(t *testing.T) {
 			})
 		}
 	})
-	t.Logf("%d seeds: faults %s; %d master terms, %d processes, %d job runs, %d overlaps excused after SIGCONT (longest %v after it); smallest demotion-to-promotion gap %v (%v after a lost session); longest settle %v",
-		len(seeds()), countsText(totals), terms, spawns, jobs, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(minLostGap), time.Duration(maxSettle))
+	t.Logf("%d seeds: faults %s; %d etcd restarts; %d master terms, %d processes, %d job runs, %d backup jobs begun, %d backups recorded and intact (%d backup files, all complete), %d overlaps excused after SIGCONT (longest %v after it); smallest demotion-to-promotion gap %v (%v after a lost session); longest settle %v",
+		len(seeds()), countsText(totals), restarts, terms, spawns, jobs, backupRuns, backups, files, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(minLostGap), time.Duration(maxSettle))
+	if !t.Failed() && backups == 0 {
+		t.Errorf("got no backup recorded in %d seeds; want some (is the backup job set up?)", len(seeds()))
+	}
 }
 
 // TestChaosCatchesNoFence runs seeds of the short run on ccctl built with
@@ -179,12 +191,14 @@ func runSeed(t *testing.T, bin string, seed int64) outcome {
 		return o
 	}
 	o.rep = check(recs, ttl)
+	checkBackups(o.rep, recs, h.backups)
+	o.etcdRestarts = int(h.etcdRestarts.Load())
 	var tokens []string
 	for _, tm := range o.rep.terms {
 		tokens = append(tokens, fmt.Sprintf("%s:%d", tm.member, tm.token))
 	}
-	t.Logf("seed %d: faults %s; %d terms (%s); %d processes; %d job runs; settled %v after the faults",
-		seed, countsText(sched.counts()), len(o.rep.terms), strings.Join(tokens, " "), o.rep.spawns, o.rep.jobs, time.Duration(o.rep.settle))
+	t.Logf("seed %d: faults %s; %d etcd restarts; %d terms (%s); %d processes; %d job runs; %d backup jobs begun, %d backups recorded and intact, %d backup files complete; settled %v after the faults",
+		seed, countsText(sched.counts()), o.etcdRestarts, len(o.rep.terms), strings.Join(tokens, " "), o.rep.spawns, o.rep.jobs, o.rep.backupRuns, o.rep.backups, o.rep.backupFiles, time.Duration(o.rep.settle))
 	if (len(o.rep.violations) > 0 && testing.Verbose()) || *flagHistory {
 		b, _ := os.ReadFile(h.history)
 		t.Logf("history:\n%s", b)
@@ -214,6 +228,7 @@ func (h *harness) runFaults(s schedule) error {
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
 	target := make([]int, len(s.Faults))
 	var etcdOps sync.WaitGroup // etcd faults run beside the schedule
+	restartErr := make(chan error, len(s.Faults))
 	sole, soleUntil := -1, time.Duration(0)
 	start := time.Now()
 	h.record("", recFaultsStart, fmt.Sprintf("seed=%d", s.Seed))
@@ -280,9 +295,27 @@ func (h *harness) runFaults(s schedule) error {
 			go func() {
 				defer etcdOps.Done()
 				h.etcd.Stop(f.Target)
+				if wait := time.Until(start.Add(f.At + f.Dur)); wait > 0 {
+					timer := time.NewTimer(wait)
+					<-timer.C
+				}
+				ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+				defer cancel()
+				h.record("-", recFault, fmt.Sprintf("heal %s: restart etcd member %d", f.Kind, f.Target))
+				if err := h.etcd.Restart(ctx, f.Target); err != nil {
+					restartErr <- fmt.Errorf("etcd member %d not restarted: %w", f.Target, err)
+					return
+				}
+				h.etcdRestarts.Add(1)
+				h.record("-", recFault, fmt.Sprintf("etcd member %d restarted and healthy", f.Target))
 			}()
 		}
 	}
 	etcdOps.Wait()
+	select {
+	case err := <-restartErr:
+		return err
+	default:
+	}
 	return h.waitEtcdLeader()
 }

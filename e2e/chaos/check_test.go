@@ -3,9 +3,15 @@
 package chaos
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,7 +28,26 @@ const (
 	recFaultsStart = "faults_start" // the schedule begins
 	recFaultsEnd   = "faults_end"   // everything healed and etcd has a leader
 	recObserved    = "observed"     // end of the observation, before the shutdown
+	recBackup      = "backup"       // a backup stored: file=<file> sha256=<hex>
+	recBackupStart = "backup_start" // a backup job began
 )
+
+// The members' backups: DESTINATION/chaos/chaos-YYYYMMDDTHHMMSSZ.txt, each
+// the content backupContent returns for its first line.
+const (
+	backupName    = "chaos"
+	backupExt     = ".txt"
+	backupTrailer = "chaos-backup-end"
+)
+
+// backupFile matches the name of a stored backup (not a temporary one).
+var backupFile = regexp.MustCompile(`^` + backupName + `-[0-9]{8}T[0-9]{6}Z` + regexp.QuoteMeta(backupExt) + `$`)
+
+// backupContent returns the complete content of a backup whose first line
+// is head: head, 64 lines of filler, and the trailer line.
+func backupContent(head string) string {
+	return head + strings.Repeat(strings.Repeat("x", 63)+"\n", 64) + backupTrailer + "\n"
+}
 
 // staleAfterThaw is how long after SIGCONT a member that was frozen as master
 // may still look master while a newer term runs: ccctl acts on the loss only
@@ -95,15 +120,18 @@ type window struct{ from, to int64 }
 
 // report is what the checker found.
 type report struct {
-	violations []string
-	terms      []term
-	jobs       int
-	spawns     int
-	staleUsed  int   // overlaps excused by staleAfterThaw
-	maxStale   int64 // the longest of them, from SIGCONT (ns)
-	minGap     int64 // smallest time from a demotion to the next promotion (ns), -1 if none
-	minLostGap int64 // the same after a master whose session was lost (ccctl exit code 3), -1 if none
-	settle     int64 // from faults_end to a single master (ns), -1 if not measured
+	violations  []string
+	terms       []term
+	jobs        int
+	backups     int // backups recorded as stored, each found intact
+	backupFiles int // files named as backups in the folder, each complete
+	backupRuns  int // backup jobs begun (stored, failed or killed)
+	spawns      int
+	staleUsed   int   // overlaps excused by staleAfterThaw
+	maxStale    int64 // the longest of them, from SIGCONT (ns)
+	minGap      int64 // smallest time from a demotion to the next promotion (ns), -1 if none
+	minLostGap  int64 // the same after a master whose session was lost (ccctl exit code 3), -1 if none
+	settle      int64 // from faults_end to a single master (ns), -1 if not measured
 }
 
 func (r *report) failf(format string, args ...any) {
@@ -182,6 +210,11 @@ func check(recs []record, ttl time.Duration) *report {
 			continue
 		case "job":
 			jobs = append(jobs, r)
+			continue
+		case recBackup:
+			continue // checkBackups
+		case recBackupStart:
+			rep.backupRuns++
 			continue
 		}
 		p := procs[r.member]
@@ -386,4 +419,70 @@ func readHistory(path string) ([]record, error) {
 		return nil, err
 	}
 	return parseHistory(string(b))
+}
+
+// checkBackups checks the backups' folder dest after the run: every backup
+// the history records as stored is still there with the content whose hash
+// was recorded, and every file named as a backup holds a complete record
+// (backupContent of its first line), not a part of one.
+func checkBackups(rep *report, recs []record, dest string) {
+	dir := filepath.Join(dest, backupName)
+	for _, r := range recs {
+		if r.kind != recBackup {
+			continue
+		}
+		var file, sum string
+		for _, f := range strings.Fields(r.extra) {
+			if v, ok := strings.CutPrefix(f, "file="); ok {
+				file = v
+			} else if v, ok := strings.CutPrefix(f, "sha256="); ok {
+				sum = v
+			}
+		}
+		if !backupFile.MatchString(file) || sum == "" {
+			rep.failf("backup record %q of %s (line %d): want file=<backup name> sha256=<hex>", r.extra, r.member, r.line)
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			rep.failf("backup %s stored by %s at %d with token %d: lost: %v", file, r.member, r.t, r.token, err)
+			continue
+		}
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != sum {
+			rep.failf("backup %s stored by %s at %d: got sha256 %x; want %s as recorded", file, r.member, r.t, got, sum)
+			continue
+		}
+		rep.backups++
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			rep.failf("backups: %v", err)
+		}
+		return
+	}
+	for _, e := range entries {
+		if !backupFile.MatchString(e.Name()) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			rep.failf("backup %s: %v", e.Name(), err)
+			continue
+		}
+		head, _, _ := strings.Cut(string(b), "\n")
+		if string(b) != backupContent(head+"\n") {
+			rep.failf("backup %s: got %d bytes, not a complete record (%q...); want the whole backup or none", e.Name(), len(b), tail64(b))
+			continue
+		}
+		rep.backupFiles++
+	}
+}
+
+// tail64 returns the last 64 bytes of b.
+func tail64(b []byte) []byte {
+	if len(b) > 64 {
+		return b[len(b)-64:]
+	}
+	return b
 }

@@ -3,7 +3,11 @@
 package chaos
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,5 +136,48 @@ func TestScheduleReplays(t *testing.T) {
 		if !long {
 			t.Errorf("seed %d: no cut of the master longer than TTL + 1s:\n%v", seed, s)
 		}
+	}
+}
+
+func TestCheckBackups(t *testing.T) {
+	dest := t.TempDir()
+	dir := filepath.Join(dest, backupName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(content))
+		return hex.EncodeToString(sum[:])
+	}
+	whole := backupContent("chaos backup member=m0 token=5 slot=a pid=1\n")
+	okSum := write("chaos-20260101T000001Z.txt", whole)
+	changedSum := write("chaos-20260101T000002Z.txt", whole)
+	write("chaos-20260101T000002Z.txt", backupContent("chaos backup member=m1 token=6 slot=b pid=2\n"))
+	write("chaos-20260101T000003Z.txt", whole[:len(whole)-10])    // partial
+	write(".chaos-20260101T000004Z.txt.tmp-7", whole[:10])        // a temporary name: not checked
+	write("chaos-20260101T000005Z.txt", whole+backupTrailer+"\n") // more than one record
+	recs := hist(t,
+		"1 m0 backup_start 5",
+		"1.5 m0 backup 5 file=chaos-20260101T000001Z.txt sha256="+okSum,
+		"2.5 m0 backup 5 file=chaos-20260101T000002Z.txt sha256="+changedSum,
+		"3.5 m0 backup 5 file=chaos-20260101T000009Z.txt sha256="+okSum,
+	)
+	rep := &report{}
+	checkBackups(rep, recs, dest)
+	want := []string{"got sha256", "000009Z.txt stored by m0 at 3500000000 with token 5: lost", "000003Z.txt: got", "000005Z.txt: got"}
+	if len(rep.violations) != len(want) {
+		t.Fatalf("got %d violations:\n%s\nwant %d", len(rep.violations), strings.Join(rep.violations, "\n"), len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(rep.violations[i], w) {
+			t.Errorf("violation %d: got %q; want it to contain %q", i, rep.violations[i], w)
+		}
+	}
+	if rep.backups != 1 || rep.backupFiles != 2 {
+		t.Errorf("got %d backups intact and %d files complete; want 1 and 2", rep.backups, rep.backupFiles)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -61,10 +62,13 @@ type harness struct {
 	dir     string
 	ttl     time.Duration
 	history string
+	backups string // BACKUP_DESTINATION_FOLDER of every member
 	leader  string // the election's leader key
 	etcd    *etcdtest.Cluster
 	cli     *clientv3.Client
 	members []*member
+
+	etcdRestarts atomic.Int64 // etcd members restarted and healthy again
 
 	histMu sync.Mutex
 	ctx    context.Context // cancelled at shutdown: no more restarts
@@ -103,6 +107,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 	h := &harness{
 		t: t, bin: bin, dir: dir, ttl: ttl,
 		history: filepath.Join(dir, "history"),
+		backups: filepath.Join(dir, "backups"),
 		etcd:    etcdtest.StartCluster(t, 3),
 	}
 	service := fmt.Sprintf("s%d", seed)
@@ -153,6 +158,8 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 			envHistory+"="+h.history,
 			envCCCTL+"="+bin,
 			envPIDFile+"="+m.pidFile,
+			"BACKUP_DESTINATION_FOLDER="+h.backups,
+			"CCCTL_BACKUP_LAST_TO_KEEP=unlimited", // pruning runs and keeps every backup
 		)
 		h.members = append(h.members, m)
 	}
@@ -160,7 +167,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 }
 
 // configYAML is the members' configuration: every role hook and the
-// master-only job run the test binary as a helper.
+// master-only jobs (tick and backup) run the test binary as a helper.
 func configYAML(helper string) string {
 	q := strconv.Quote(helper)
 	var b strings.Builder
@@ -169,6 +176,7 @@ func configYAML(helper string) string {
 		fmt.Fprintf(&b, "  %s: [%s, %s]\n", h, q, helperHook)
 	}
 	fmt.Fprintf(&b, "jobs:\n  - name: tick\n    schedule: \"@every 1s\"\n    role: master\n    timeout: 5s\n    command: [%s, %s]\n", q, helperJob)
+	fmt.Fprintf(&b, "  - name: backup\n    schedule: \"@every 1s\"\n    role: master\n    timeout: 5s\n    command: [%s, %s]\n", q, helperBackup)
 	return b.String()
 }
 

@@ -3,12 +3,18 @@
 package chaos
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +37,7 @@ const (
 	helperHook    = "chaos-hook"    // a hook: one line in the history
 	helperJob     = "chaos-job"     // the master-only job: one line
 	helperService = "chaos-service" // the service: waits for SIGTERM
+	helperBackup  = "chaos-backup"  // the master-only backup job: ccctl backup run, then one line
 )
 
 // Environment of the helpers, set by the harness on each ccctl process and
@@ -44,7 +51,7 @@ const (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case helperHook, helperJob, helperService:
+		case helperHook, helperJob, helperService, helperBackup:
 			os.Exit(helper(os.Args[1]))
 		}
 	}
@@ -74,6 +81,8 @@ func helper(mode string) int {
 	switch mode {
 	case helperService:
 		return service()
+	case helperBackup:
+		return backup()
 	case helperHook, helperJob:
 		// The time first: if the parent is still ccctl after it, the event
 		// happened before the member's death.
@@ -136,4 +145,77 @@ func service() int {
 			}
 		}
 	}
+}
+
+// backupScript writes a backup's content to its standard output in two
+// parts, 200 ms apart, so that faults hit backups half written.
+const backupScript = `printf '%s' "$CHAOS_BACKUP_HEAD"; sleep 0.2; printf '%s' "$CHAOS_BACKUP_REST"`
+
+// backup is the master-only backup job: it appends "backup_start" to the
+// history, runs ccctl backup run with
+// backupScript and, when ccctl reports the backup stored and this process's
+// parent is still ccctl, appends "backup file=<file> sha256=<hash of the
+// content it asked for>" to the history. When its ccctl dies it kills its
+// own process group (itself, ccctl backup run and the script) at once, as a
+// container's processes die together.
+func backup() int {
+	if !parentIsCCCTL() {
+		return 0
+	}
+	head := fmt.Sprintf("chaos backup member=%s token=%s slot=%s pid=%d\n",
+		os.Getenv("CC_INSTANCE_ID"), os.Getenv("CC_FENCING_TOKEN"), os.Getenv("CC_SCHEDULED_TIME"), os.Getpid())
+	content := backupContent(head)
+	if err := appendLine(os.Getenv(envHistory), fmt.Sprintf("%d %s %s %s\n", monotonic(), os.Getenv("CC_INSTANCE_ID"), recBackupStart, tokenOr0())); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Getenv(envCCCTL), "backup", "run", backupName, "--ext", backupExt, "--", "sh", "-c", backupScript)
+	cmd.Env = append(os.Environ(), "CHAOS_BACKUP_HEAD="+head, "CHAOS_BACKUP_REST="+content[len(head):])
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			if !parentIsCCCTL() {
+				_ = syscall.Kill(0, syscall.SIGKILL)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chaos-backup: %v\n", err)
+		return 1
+	}
+	path, _, _ := strings.Cut(out.String(), "\t")
+	sum := sha256.Sum256([]byte(content))
+	now := monotonic()
+	if !parentIsCCCTL() {
+		return 0
+	}
+	line := fmt.Sprintf("%d %s %s %s file=%s sha256=%s\n", now, os.Getenv("CC_INSTANCE_ID"), recBackup, tokenOr0(), filepath.Base(path), hex.EncodeToString(sum[:]))
+	if err := appendLine(os.Getenv(envHistory), line); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func tokenOr0() string {
+	if t := os.Getenv("CC_FENCING_TOKEN"); t != "" {
+		return t
+	}
+	return "0"
 }

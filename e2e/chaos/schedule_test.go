@@ -21,7 +21,7 @@ const (
 	faultSlow       kind = "slow"        // every proxy of the member delays its bytes
 	faultCrash      kind = "crash"       // SIGKILL of the service only
 	faultEtcdLeader kind = "etcd-leader" // MoveLeader to another etcd member
-	faultEtcdStop   kind = "etcd-stop"   // stop one etcd member for good
+	faultEtcdStop   kind = "etcd-stop"   // stop one etcd member, restart it after the duration
 )
 
 // anyMaster as a fault's target means the member that is master when the
@@ -50,7 +50,7 @@ func (f fault) String() string {
 	case faultEtcdLeader:
 		return fmt.Sprintf("%8v %-11s", ms(f.At), f.Kind)
 	case faultEtcdStop:
-		return fmt.Sprintf("%8v %-11s etcd member %d (not restarted)", ms(f.At), f.Kind, f.Target)
+		return fmt.Sprintf("%8v %-11s etcd member %d, restarted %v after the start of its stop", ms(f.At), f.Kind, f.Target, ms(f.Dur))
 	case faultCrash:
 		return fmt.Sprintf("%8v %-11s %s", ms(f.At), f.Kind, target)
 	case faultSlow:
@@ -153,8 +153,10 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 	}
 	// Faults of etcd itself, early enough for etcd to be stable again when
 	// the faults stop: per 6 s of phase, a leader change with probability
-	// 2/3; once per seed, with probability 1/3, a member stopped for good
-	// (a second one would leave etcd without a quorum).
+	// 2/3; once per seed, with probability 1/3, a member stopped and
+	// restarted 0.5 to 2 s later (on its data, rejoining the cluster; two
+	// stopped at once would leave etcd without a quorum). Stopping takes
+	// about a second: the restart begins once the stop is done.
 	if etcdUntil > 0 {
 		for range max(1, int(d/(6*time.Second))) {
 			if rng.IntN(3) < 2 {
@@ -162,7 +164,9 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 			}
 		}
 		if rng.IntN(3) == 0 {
-			s.Faults = append(s.Faults, fault{At: dur(0, etcdUntil), Kind: faultEtcdStop, Target: rng.IntN(3)})
+			f := fault{At: dur(0, etcdUntil), Kind: faultEtcdStop, Target: rng.IntN(3)}
+			f.Dur = dur(500*time.Millisecond, 2*time.Second)
+			s.Faults = append(s.Faults, f)
 		}
 	}
 	sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
