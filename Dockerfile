@@ -2,7 +2,7 @@
 # registry and no build tools inside docker. Build the binary first, then the
 # image, from the repository's root (docs/containers.md):
 #
-#   CGO_ENABLED=0 go build -trimpath -o bin/ccctl ./cmd/ccctl
+#   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o bin/ccctl ./cmd/ccctl
 #   docker build -t ccctl .
 #
 # Use it to copy ccctl into your own images:
