@@ -38,7 +38,7 @@ func buildBins(t *testing.T) bins {
 	dir := t.TempDir()
 	b := bins{ccctl: filepath.Join(dir, "ccctl"), stamp: filepath.Join(dir, "stamp")}
 	for out, pkg := range map[string]string{b.ccctl: "github.com/ccctl/ccctl/cmd/ccctl", b.stamp: "github.com/ccctl/ccctl/bench/stamp"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if o, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, o)
