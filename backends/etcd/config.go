@@ -63,8 +63,9 @@ type Config struct {
 	// Logger receives one line per event, with the member id (default
 	// slog.Default()).
 	Logger *slog.Logger
-	// Clock drives renewals, the session's deadline and retry pauses
-	// (default clock.Real(), whose readings are monotonic).
+	// Clock drives renewals, the session's deadline, retry pauses and the
+	// delay before a campaign's attempt (default clock.Real(), whose
+	// readings are monotonic).
 	Clock clock.Clock
 }
 

@@ -23,10 +23,12 @@
 // A campaign reads the election and control keys, and when the leadership is
 // vacant, the cluster not paused and no switchover names another member, it
 // creates the leader key in a transaction that repeats those conditions
-// (leader key absent, pause absent, switchover unchanged). Otherwise it
+// (leader key absent, pause absent, switchover unchanged), after a random
+// delay that grows with the number of members (see Many members). Otherwise it
 // watches the election and control keys (and nothing else) from the
-// revision it read, and tries again on the next change. The cost of a
-// campaign does not depend on the number of candidates, unlike etcd's
+// revision it read, and tries again on the next change. Apart from counting
+// the member records (a count, not a read of them, when it starts), the
+// cost of a campaign does not depend on the number of candidates, unlike etcd's
 // concurrency.Election, whose every Campaign reads the whole candidate
 // prefix: ten thousand members of one cluster hold.
 //
@@ -56,7 +58,23 @@
 //
 // Members can share one client (NewWithClient): each session has its own
 // lease and keep-alive stream, each campaign one watch on the shared
-// client's watch stream. On a vacancy every waiting campaign sends one
-// transaction; the first to arrive wins, the others fail their comparison
-// and wait again.
+// client's watch stream. On a vacancy the waiting campaigns do not all send
+// their transaction at once (N-1 raft writes per vacancy, which with ten
+// thousand members backs etcd's apply queue up until lease renewals stall):
+// each waits a random delay in [0, W) first and sends nothing if its watch
+// shows a new leader meanwhile. W is 0.1 ms per other member, at most 1 s
+// (3 members: 0.2 ms; 10 001 and more: 1 s). The number of members is a
+// count-only read of the member records, made once per Campaign with its
+// first read of the election keys (one read-only transaction), never a read
+// of the records themselves: a count still walks every record's index
+// entry, so it is not repeated on every vacancy or broken watch. A member
+// that started campaigning while few others had registered keeps its small
+// window, so it tries early. The members counted are all registered
+// members, not only the campaigning ones; a member that did not register
+// is not counted. Of N waiters, about N * P / W still send per vacancy,
+// P being the time from the first attempt until the winner's key reaches
+// the waiters (a commit and the watch's fan-out). The conditions of the
+// transaction are unchanged: the delay only decides when to try, not
+// whether a transaction may succeed. The first to arrive wins, the others
+// fail their comparison and wait again.
 package etcd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
 )
 
@@ -35,13 +37,19 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	c.mu.Unlock()
 
 	var w *waiter
+	var turn clock.Timer // this member's turn to try, while the leadership is vacant
+	ready := false       // the turn has come
 	defer func() {
 		if w != nil {
 			w.stop()
 		}
+		if turn != nil {
+			turn.Stop()
+		}
 	}()
 	var st electionState
-	stale := true // st must be read from etcd
+	stale := true    // st must be read from etcd
+	counted := false // st.members holds the count of member records
 	for {
 		if err := c.campaignDone(ctx); err != nil {
 			return nil, err
@@ -51,8 +59,9 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				w.stop()
 				w = nil
 			}
+			members := st.members
 			var err error
-			if st, err = c.readElection(ctx); err != nil {
+			if st, err = c.readElection(ctx, !counted); err != nil {
 				if err := c.campaignDone(ctx); err != nil {
 					return nil, err
 				}
@@ -62,13 +71,32 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				}
 				continue
 			}
+			if st.counted {
+				counted = true // once per campaign: a count walks every record
+			} else {
+				st.members = members
+			}
 			stale = false
 		}
 		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease && !c.ended(st.leader.CreateRevision) {
 			// An earlier attempt's request won but its answer was lost.
 			return c.won(st.leader.CreateRevision)
 		}
-		if st.leader == nil && st.pause == nil && (st.switchover == nil || string(st.switchover.Value) == c.cfg.ID) {
+		if !st.open(c.cfg.ID) {
+			if turn != nil {
+				turn.Stop()
+				turn = nil
+			}
+			ready = false
+		} else if !ready && turn == nil {
+			if d := c.herdDelay(st.members); d > 0 {
+				turn = c.clk.NewTimer(d)
+			} else {
+				ready = true
+			}
+		}
+		if ready {
+			ready = false
 			token, ok, err := c.tryLead(ctx, st)
 			if err != nil {
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -98,11 +126,52 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		if w == nil {
 			w = c.newWaiter(st.rev)
 		}
+		var due <-chan time.Time
+		if turn != nil {
+			due = turn.C()
+		}
 		var err error
-		if stale, err = w.next(ctx, &st); err != nil {
+		var fired bool
+		if stale, fired, err = w.next(ctx, &st, due); err != nil {
 			return nil, err
 		}
+		if fired {
+			turn, ready = nil, true
+		}
 	}
+}
+
+// Spreading the herd: while the leadership is vacant, each campaign waits
+// a random delay in [0, herdWindow) before it sends its transaction, and
+// sends nothing if its watch shows a new leader meanwhile. The window grows
+// with the number of competitors, so that about the same number of
+// transactions (a round trip's worth) reach etcd per vacancy however large
+// the cluster: herdPerMember per other member, at most herdMaxWindow.
+const (
+	herdPerMember = 100 * time.Microsecond
+	herdMaxWindow = time.Second
+)
+
+// herdWindow returns the window of the delay before an attempt, given the
+// number of member records (this member's included), the window per other
+// member and the largest window.
+func herdWindow(members int64, perMember, maxWindow time.Duration) time.Duration {
+	if members <= 1 || perMember <= 0 {
+		return 0
+	}
+	if members-1 >= int64(maxWindow/perMember) {
+		return maxWindow
+	}
+	return time.Duration(members-1) * perMember
+}
+
+// herdDelay returns a random delay in [0, herdWindow(members, ...)).
+func (c *Coordinator) herdDelay(members int64) time.Duration {
+	w := herdWindow(members, c.herdPerMember, c.herdMax)
+	if w <= 0 {
+		return 0
+	}
+	return rand.N(w)
 }
 
 // campaignDone returns the error a campaign ends with when ctx is done or
@@ -130,21 +199,44 @@ func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
 }
 
 // electionState is what a campaign reads: the election and control keys at
-// one revision.
+// one revision, and how many member records there were.
 type electionState struct {
 	rev        int64
 	leader     *mvccpb.KeyValue
 	pause      *mvccpb.KeyValue
 	switchover *mvccpb.KeyValue
+	// members counts the member records when the campaign started (not
+	// kept up to date): the size of the herd. counted reports whether this
+	// read counted them.
+	members int64
+	counted bool
 }
 
-func (c *Coordinator) readElection(ctx context.Context) (electionState, error) {
-	resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))
+// open reports whether member id may try to lead: the leadership is vacant,
+// the cluster not paused and no switchover names another member.
+func (st *electionState) open(id string) bool {
+	return st.leader == nil && st.pause == nil && (st.switchover == nil || string(st.switchover.Value) == id)
+}
+
+// readElection reads the election and control keys and, if count, counts
+// the member records in the same read-only transaction (no raft write).
+func (c *Coordinator) readElection(ctx context.Context, count bool) (electionState, error) {
+	ops := []clientv3.Op{clientv3.OpGet(c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))}
+	if count {
+		ops = append(ops, clientv3.OpGet(c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+	}
+	resp, err := c.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return electionState{}, err
 	}
+	if len(resp.Responses) != len(ops) {
+		return electionState{}, fmt.Errorf("read election: got %d responses; want %d", len(resp.Responses), len(ops))
+	}
 	st := electionState{rev: resp.Header.Revision}
-	for _, kv := range resp.Kvs {
+	if count {
+		st.members, st.counted = resp.Responses[1].GetResponseRange().GetCount(), true
+	}
+	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
 		switch string(kv.Key) {
 		case c.keys.leader:
 			st.leader = kv
@@ -230,22 +322,24 @@ func (c *Coordinator) newWaiter(rev int64) *waiter {
 func (w *waiter) stop() { w.cancel() }
 
 // next waits for the next changes of the watched keys and applies them to
-// st. It reports stale when the watch broke (compaction, no etcd leader,
-// closed): st must then be read again. It fails when ctx is done or the
-// session ends.
-func (w *waiter) next(ctx context.Context, st *electionState) (stale bool, err error) {
+// st, or for due to fire (a nil due never fires), which it reports. It
+// reports stale when the watch broke (compaction, no etcd leader, closed):
+// st must then be read again. It fails when ctx is done or the session ends.
+func (w *waiter) next(ctx context.Context, st *electionState, due <-chan time.Time) (stale, fired bool, err error) {
 	c := w.c
 	select {
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, false, ctx.Err()
 	case <-c.done:
-		return false, c.check("campaign")
+		return false, false, c.check("campaign")
+	case <-due:
+		return false, true, nil
 	case resp, ok := <-w.ch:
 		if !ok || resp.Canceled || resp.Err() != nil {
 			if err := c.backoff(ctx, retryDelay); err != nil {
-				return false, err
+				return false, false, err
 			}
-			return true, nil
+			return true, false, nil
 		}
 		seen := st.rev // events of one transaction share a revision
 		for _, ev := range resp.Events {
@@ -266,7 +360,7 @@ func (w *waiter) next(ctx context.Context, st *electionState) (stale bool, err e
 			}
 			st.rev = ev.Kv.ModRevision
 		}
-		return false, nil
+		return false, false, nil
 	}
 }
 

@@ -49,6 +49,10 @@ type Coordinator struct {
 	closeErr  error
 	campaign  sync.Mutex // one Campaign at a time
 
+	// herdPerMember and herdMax size the delay before a campaign's attempt
+	// (herdWindow); always the package's constants but in tests.
+	herdPerMember, herdMax time.Duration
+
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives
 	closing   bool        // Close has begun
@@ -101,6 +105,9 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 		clk:        cfg.Clock,
 		keys:       newKeys(cfg.Prefix, cfg.Cluster),
 		done:       make(chan struct{}),
+
+		herdPerMember: herdPerMember,
+		herdMax:       herdMaxWindow,
 	}
 	gctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()

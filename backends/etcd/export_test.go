@@ -1,0 +1,15 @@
+package etcd
+
+import "time"
+
+// HerdWindow returns the window of the delay before a campaign's attempt
+// with the package's constants.
+func HerdWindow(members int64) time.Duration {
+	return herdWindow(members, herdPerMember, herdMaxWindow)
+}
+
+// SetHerdWindow changes how c sizes the delay before a campaign's attempt:
+// perMember per other member, at most maxWindow. Call it before Campaign.
+func SetHerdWindow(c *Coordinator, perMember, maxWindow time.Duration) {
+	c.herdPerMember, c.herdMax = perMember, maxWindow
+}
