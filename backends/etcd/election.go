@@ -36,6 +36,13 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	}
 	c.mu.Unlock()
 
+	// The campaign's requests stop when the session ends, so that a session
+	// lost while a request hangs on a silent connection is reported at once
+	// (ctx alone would leave it to the caller's deadline).
+	rctx, cancelRequests := context.WithCancel(ctx)
+	defer cancelRequests()
+	defer context.AfterFunc(c.bg, cancelRequests)()
+
 	var w *waiter
 	var turn clock.Timer // this member's turn to try, while the leadership is vacant
 	ready := false       // the turn has come
@@ -61,7 +68,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			}
 			members := st.members
 			var err error
-			if st, err = c.readElection(ctx, !counted); err != nil {
+			if st, err = c.readElection(rctx, !counted); err != nil {
 				if err := c.campaignDone(ctx); err != nil {
 					return nil, err
 				}
@@ -97,7 +104,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		}
 		if ready {
 			ready = false
-			token, ok, err := c.tryLead(ctx, st)
+			token, ok, err := c.tryLead(rctx, st)
 			if err != nil {
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 					return nil, c.sessionErr("campaign", err)
