@@ -244,16 +244,22 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 		st.members, st.counted = resp.Responses[1].GetResponseRange().GetCount(), true
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
-		switch string(kv.Key) {
-		case c.keys.leader:
-			st.leader = kv
-		case c.keys.pause:
-			st.pause = kv
-		case c.keys.switchover:
-			st.switchover = kv
-		}
+		st.set(c.keys, string(kv.Key), kv)
 	}
 	return st, nil
+}
+
+// set records kv (nil: deleted) as the value of key, if key is one of the
+// keys a campaign follows.
+func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
+	switch key {
+	case k.leader:
+		st.leader = kv
+	case k.pause:
+		st.pause = kv
+	case k.switchover:
+		st.switchover = kv
+	}
 }
 
 // tryLead creates the leader key if the state read still holds. It returns
@@ -357,14 +363,7 @@ func (w *waiter) next(ctx context.Context, st *electionState, due <-chan time.Ti
 			if ev.Type == mvccpb.DELETE {
 				kv = nil
 			}
-			switch string(ev.Kv.Key) {
-			case c.keys.leader:
-				st.leader = kv
-			case c.keys.pause:
-				st.pause = kv
-			case c.keys.switchover:
-				st.switchover = kv
-			}
+			st.set(c.keys, string(ev.Kv.Key), kv)
 			st.rev = ev.Kv.ModRevision
 		}
 		return false, false, nil
