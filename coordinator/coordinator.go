@@ -308,3 +308,27 @@ func PickSwitchoverTarget(members []Member, leaderID string) string {
 	}
 	return best
 }
+
+// StateEvents returns the events with which a Watch stream starts, in the
+// order the package comment gives: one EventMemberJoined per member (in the
+// order given; backends sort by id), then EventLeaderChanged (leader non-nil)
+// or EventNoLeader, then EventPaused when paused, then EventSwitchover when a
+// request for switchoverTo stands.
+func StateEvents(members []Member, leader *Leader, paused bool, switchoverTo string) []Event {
+	evs := make([]Event, 0, len(members)+3)
+	for _, m := range members {
+		evs = append(evs, Event{Type: EventMemberJoined, Member: m})
+	}
+	if leader != nil {
+		evs = append(evs, Event{Type: EventLeaderChanged, Leader: *leader})
+	} else {
+		evs = append(evs, Event{Type: EventNoLeader})
+	}
+	if paused {
+		evs = append(evs, Event{Type: EventPaused})
+	}
+	if switchoverTo != "" {
+		evs = append(evs, Event{Type: EventSwitchover, SwitchoverTo: switchoverTo})
+	}
+	return evs
+}

@@ -126,27 +126,16 @@ func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.
 
 // initialEvents returns the events that describe st from scratch.
 func initialEvents(st clusterState) []coordinator.Event {
-	var evs []coordinator.Event
 	ids := make([]string, 0, len(st.members))
 	for id := range st.members {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	for _, id := range ids {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventMemberJoined, Member: st.members[id].m})
+	members := make([]coordinator.Member, len(ids))
+	for i, id := range ids {
+		members[i] = st.members[id].m
 	}
-	if st.leader != nil {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: *st.leader})
-	} else {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
-	}
-	if st.paused {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventPaused})
-	}
-	if st.switchover != "" {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: st.switchover})
-	}
-	return evs
+	return coordinator.StateEvents(members, st.leader, st.paused, st.switchover)
 }
 
 // diff returns the events that take a watcher from old to cur.

@@ -282,22 +282,11 @@ func (s *Store) emitLocked(cl *cluster, ev coordinator.Event) {
 // stateLocked returns the events that describe the current state of cl, in
 // the order the coordinator contract gives.
 func (s *Store) stateLocked(cl *cluster) []coordinator.Event {
-	var evs []coordinator.Event
-	for _, m := range membersLocked(cl) {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventMemberJoined, Member: m})
-	}
+	var leader *coordinator.Leader
 	if cl.leader != nil {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: coordinator.Leader{ID: cl.leader.c.id, Token: cl.leader.token}})
-	} else {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
+		leader = &coordinator.Leader{ID: cl.leader.c.id, Token: cl.leader.token}
 	}
-	if cl.paused {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventPaused})
-	}
-	if cl.switchTo != "" {
-		evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: cl.switchTo})
-	}
-	return evs
+	return coordinator.StateEvents(membersLocked(cl), leader, cl.paused, cl.switchTo)
 }
 
 func membersLocked(cl *cluster) []coordinator.Member {
