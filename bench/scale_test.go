@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -380,7 +381,26 @@ func (r *report) scale(t *testing.T) []Row {
 	return rows
 }
 
+// scaleParts chooses the scale rows to run.
+var scaleParts = flag.String("scale-parts", "one,many", "scale rows to run, comma-separated: one (one big cluster), many (many small ones)")
+
 func (r *report) scaleTTL(t *testing.T, ttl time.Duration) []Row {
+	var rows []Row
+	for _, part := range strings.Split(*scaleParts, ",") {
+		switch strings.TrimSpace(part) {
+		case "one":
+			rows = append(rows, r.scaleOne(t, ttl)...)
+		case "many":
+			rows = append(rows, r.scaleMany(t, ttl)...)
+		default:
+			t.Fatalf("-scale-parts: unknown part %q; want one or many", part)
+		}
+	}
+	return rows
+}
+
+// scaleOne runs the members of one big cluster.
+func (r *report) scaleOne(t *testing.T, ttl time.Duration) []Row {
 	one := r.scaleRun(t, "one", ttl, 1, r.p.oneCluster)
 	rows := one.rows()
 	// A target is met only if the members held their sessions meanwhile.
@@ -391,6 +411,11 @@ func (r *report) scaleTTL(t *testing.T, ttl time.Duration) []Row {
 	for _, row := range rows {
 		t.Logf("%s: %s", row.What, row.Measured)
 	}
+	return rows
+}
+
+// scaleMany runs the members of many small clusters.
+func (r *report) scaleMany(t *testing.T, ttl time.Duration) []Row {
 	many := r.scaleRun(t, "many", ttl, r.p.clusters, r.p.manyMembers/r.p.clusters)
 	mrows := many.rows()
 	mrows[0].Target, mrows[0].Met = "every session held", Verdict(many.lost == 0 && many.failed == 0)
@@ -400,5 +425,5 @@ func (r *report) scaleTTL(t *testing.T, ttl time.Duration) []Row {
 	for _, row := range mrows {
 		t.Logf("%s: %s", row.What, row.Measured)
 	}
-	return append(rows, mrows...)
+	return mrows
 }

@@ -62,19 +62,22 @@
 // their transaction at once (N-1 raft writes per vacancy, which with ten
 // thousand members backs etcd's apply queue up until lease renewals stall):
 // each waits a random delay in [0, W) first and sends nothing if its watch
-// shows a new leader meanwhile. W is 0.1 ms per other member, at most 1 s
-// (3 members: 0.2 ms; 10 001 and more: 1 s). The number of members is a
-// count-only read of the member records, made once per Campaign with its
-// first read of the election keys (one read-only transaction), never a read
-// of the records themselves: a count still walks every record's index
-// entry, so it is not repeated on every vacancy or broken watch. A member
-// that started campaigning while few others had registered keeps its small
-// window, so it tries early. The members counted are all registered
-// members, not only the campaigning ones; a member that did not register
-// is not counted. Of N waiters, about N * P / W still send per vacancy,
-// P being the time from the first attempt until the winner's key reaches
-// the waiters (a commit and the watch's fan-out). The conditions of the
-// transaction are unchanged: the delay only decides when to try, not
-// whether a transaction may succeed. The first to arrive wins, the others
-// fail their comparison and wait again.
+// shows a new leader meanwhile. W is 1 ms per other member, at most one
+// minute (3 members: 2 ms; 10 001: 10 s), so the first of N-1 waiters
+// tries about 1 ms after the vacancy whatever N, and about P / 1 ms of them
+// send per vacancy, P being the time from the first attempt until the
+// winner's key reaches the waiters (a commit and the watch's fan-out). The
+// number of members is a count-only read of the member records, made with
+// a Campaign's first read of the election keys (one read-only
+// transaction), then again now and then while it waits and the leadership
+// is held, never on a vacancy: a count still walks every record's index
+// entry, so N waiters counting every P' seconds cost etcd N*N/P' entries a
+// second; P' is random in [T/2, T), T being 100 ms per member counted,
+// from 30 s to one hour (10 000 members: about every 12 minutes). A member
+// that started campaigning while few others had registered tries early
+// until it counts again. The members counted are all registered members,
+// not only the campaigning ones; a member that did not register is not
+// counted. The conditions of the transaction are unchanged: the delay only
+// decides when to try, not whether a transaction may succeed. The first to
+// arrive wins, the others fail their comparison and wait again.
 package etcd

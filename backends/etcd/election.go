@@ -44,14 +44,18 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	defer context.AfterFunc(c.bg, cancelRequests)()
 
 	var w *waiter
-	var turn clock.Timer // this member's turn to try, while the leadership is vacant
-	ready := false       // the turn has come
+	var turn clock.Timer    // this member's turn to try, while the leadership is vacant
+	var recount clock.Timer // when to count the member records again
+	ready := false          // the turn has come
 	defer func() {
 		if w != nil {
 			w.stop()
 		}
 		if turn != nil {
 			turn.Stop()
+		}
+		if recount != nil {
+			recount.Stop()
 		}
 	}()
 	var st electionState
@@ -79,7 +83,8 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				continue
 			}
 			if st.counted {
-				counted = true // once per campaign: a count walks every record
+				counted = true // once per campaign, then now and then: a count walks every record
+				c.counted.Store(st.members)
 			} else {
 				st.members = members
 			}
@@ -133,30 +138,74 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		if w == nil {
 			w = c.newWaiter(st.rev)
 		}
+		if recount == nil {
+			recount = c.clk.NewTimer(c.recountDelay(st.members))
+		}
 		var due <-chan time.Time
 		if turn != nil {
 			due = turn.C()
 		}
-		var err error
-		var fired bool
-		if stale, fired, err = w.next(ctx, &st, due); err != nil {
+		what, err := w.next(ctx, &st, due, recount.C())
+		if err != nil {
 			return nil, err
 		}
-		if fired {
+		switch what {
+		case wakeStale:
+			stale = true
+		case wakeTurn:
 			turn, ready = nil, true
+		case wakeRecount:
+			recount = nil
+			if st.leader != nil {
+				// Never while the leadership is vacant: the herd is
+				// racing then.
+				c.recount(rctx, &st)
+			}
 		}
 	}
 }
 
+// recountDelay returns when a campaign counts the member records again,
+// given the last count: a random time in [P/2, P), P growing with the
+// count (a count walks every record's index entry, so the reads of N
+// members cost etcd about N*N/P per second) from recountMin to recountMax.
+func (c *Coordinator) recountDelay(members int64) time.Duration {
+	p := min(max(time.Duration(members)*recountPerMember, c.recountMin), c.recountMax)
+	return p/2 + rand.N(p/2+1)
+}
+
+// Recounting the member records while a campaign waits: see recountDelay.
+const (
+	recountPerMember = 100 * time.Millisecond
+	recountMin       = 30 * time.Second
+	recountMax       = time.Hour
+)
+
+// recount counts the member records into st.members; on failure the old
+// count stays until the next time.
+func (c *Coordinator) recount(ctx context.Context, st *electionState) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		c.log.Debug("campaign: count members", "err", err)
+		return
+	}
+	st.members = resp.Count
+	c.counted.Store(resp.Count)
+}
+
 // Spreading the herd: while the leadership is vacant, each campaign waits
 // a random delay in [0, herdWindow) before it sends its transaction, and
-// sends nothing if its watch shows a new leader meanwhile. The window grows
-// with the number of competitors, so that about the same number of
-// transactions (a round trip's worth) reach etcd per vacancy however large
-// the cluster: herdPerMember per other member, at most herdMaxWindow.
+// sends nothing if its watch shows a new leader meanwhile. The window is
+// herdPerMember per other member (at most herdMaxWindow), so the first of
+// N-1 waiters tries after about herdPerMember whatever N (the minimum of
+// N-1 uniform delays), and about P/herdPerMember transactions reach etcd
+// per vacancy, P being the time the winner's key takes to reach the
+// waiters: the same for ten members as for ten thousand.
 const (
-	herdPerMember = 100 * time.Microsecond
-	herdMaxWindow = time.Second
+	herdPerMember = time.Millisecond
+	herdMaxWindow = time.Minute
 )
 
 // herdWindow returns the window of the delay before an attempt, given the
@@ -334,25 +383,37 @@ func (c *Coordinator) newWaiter(rev int64) *waiter {
 
 func (w *waiter) stop() { w.cancel() }
 
+// wake says why waiter.next returned.
+type wake int
+
+const (
+	wakeChanged wake = iota // the watched keys changed; st holds the changes
+	wakeStale               // the watch broke: st must be read again
+	wakeTurn                // due fired
+	wakeRecount             // recount fired
+)
+
 // next waits for the next changes of the watched keys and applies them to
-// st, or for due to fire (a nil due never fires), which it reports. It
-// reports stale when the watch broke (compaction, no etcd leader, closed):
-// st must then be read again. It fails when ctx is done or the session ends.
-func (w *waiter) next(ctx context.Context, st *electionState, due <-chan time.Time) (stale, fired bool, err error) {
+// st, or for due or recount to fire (a nil channel never fires), and says
+// which. The watch breaks on compaction, without an etcd leader, or when
+// closed. It fails when ctx is done or the session ends.
+func (w *waiter) next(ctx context.Context, st *electionState, due, recount <-chan time.Time) (wake, error) {
 	c := w.c
 	select {
 	case <-ctx.Done():
-		return false, false, ctx.Err()
+		return 0, ctx.Err()
 	case <-c.done:
-		return false, false, c.check("campaign")
+		return 0, c.check("campaign")
 	case <-due:
-		return false, true, nil
+		return wakeTurn, nil
+	case <-recount:
+		return wakeRecount, nil
 	case resp, ok := <-w.ch:
 		if !ok || resp.Canceled || resp.Err() != nil {
 			if err := c.backoff(ctx, retryDelay); err != nil {
-				return false, false, err
+				return 0, err
 			}
-			return true, false, nil
+			return wakeStale, nil
 		}
 		seen := st.rev // events of one transaction share a revision
 		for _, ev := range resp.Events {
@@ -366,7 +427,7 @@ func (w *waiter) next(ctx context.Context, st *electionState, due <-chan time.Ti
 			st.set(c.keys, string(ev.Kv.Key), kv)
 			st.rev = ev.Kv.ModRevision
 		}
-		return false, false, nil
+		return wakeChanged, nil
 	}
 }
 

@@ -13,3 +13,13 @@ func HerdWindow(members int64) time.Duration {
 func SetHerdWindow(c *Coordinator, perMember, maxWindow time.Duration) {
 	c.herdPerMember, c.herdMax = perMember, maxWindow
 }
+
+// SetRecount changes the bounds of the time between two counts of the
+// member records by c's waiting campaigns. Call it before Campaign.
+func SetRecount(c *Coordinator, minDelay, maxDelay time.Duration) {
+	c.recountMin, c.recountMax = minDelay, maxDelay
+}
+
+// MembersCounted returns the latest count of member records c's campaigns
+// made.
+func MembersCounted(c *Coordinator) int64 { return c.counted.Load() }

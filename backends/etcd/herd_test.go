@@ -16,6 +16,7 @@ import (
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 func TestHerdWindow(t *testing.T) {
@@ -25,11 +26,12 @@ func TestHerdWindow(t *testing.T) {
 	}{
 		{0, 0},
 		{1, 0},
-		{2, 100 * time.Microsecond},
-		{3, 200 * time.Microsecond},
-		{1001, 100 * time.Millisecond},
-		{10001, time.Second},
-		{1000000, time.Second},
+		{2, time.Millisecond},
+		{3, 2 * time.Millisecond},
+		{1001, time.Second},
+		{10001, 10 * time.Second},
+		{60001, time.Minute},
+		{1000000, time.Minute},
 	} {
 		if got := etcd.HerdWindow(tc.members); got != tc.want {
 			t.Errorf("herdWindow(%d) = %v; want %v", tc.members, got, tc.want)
@@ -63,9 +65,9 @@ func countingClient(t *testing.T, endpoint string, puts *atomic.Int64) *clientv3
 // TestVacancySpreadsTheHerd: with many members waiting, a vacancy costs far
 // fewer campaign transactions than there are waiters, because each waits a
 // random delay and most see the new leader before their turn. The window
-// per member is raised (to a 1 s window for these few hundred members, the
-// twice that of ten thousand in production) so that the round trip of a
-// machine slowed by -race stays small against it: the test checks the
+// per member is raised (to a 2 s window for these few hundred members,
+// about seven times production's) so that the round trip of a machine
+// slowed by -race stays small against it: the test checks the
 // mechanism (the count of member records, the delay, the watch that calls
 // an attempt off), TestHerdWindow the production sizes.
 func TestVacancySpreadsTheHerd(t *testing.T) {
@@ -183,4 +185,45 @@ func TestVacancySpreadsTheHerd(t *testing.T) {
 			t.Errorf("vacancy %d: got %d campaign transactions; want between 1 and %d (%d waiters)", v, got, n/3, n-1)
 		}
 	}
+}
+
+// TestCampaignRecountsMembers: a campaign that started while few members
+// had registered counts them again while it waits, so that its herd window
+// grows with the cluster.
+func TestCampaignRecountsMembers(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	open := func(id string) *etcd.Coordinator {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		c, err := etcd.New(ctx, etcd.Config{Endpoints: []string{e.Endpoint(0)}, Cluster: cl, ID: id, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	leader := open("leader")
+	lead(t, leader)
+	a := open("a")
+	etcd.SetRecount(a, 50*time.Millisecond, 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Campaign(ctx)
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	testutil.Eventually(t, waitTimeout, "first count", func() bool { return etcd.MembersCounted(a) == 2 })
+	for i := range 5 {
+		open(fmt.Sprintf("late%d", i))
+	}
+	testutil.Eventually(t, waitTimeout, "count of 7 members", func() bool { return etcd.MembersCounted(a) == 7 })
 }

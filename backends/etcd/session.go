@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -52,6 +53,11 @@ type Coordinator struct {
 	// herdPerMember and herdMax size the delay before a campaign's attempt
 	// (herdWindow); always the package's constants but in tests.
 	herdPerMember, herdMax time.Duration
+	// recountMin and recountMax bound the time between two counts of the
+	// member records by a waiting campaign (recountDelay); counted is the
+	// latest count.
+	recountMin, recountMax time.Duration
+	counted                atomic.Int64
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives
@@ -108,6 +114,8 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 
 		herdPerMember: herdPerMember,
 		herdMax:       herdMaxWindow,
+		recountMin:    recountMin,
+		recountMax:    recountMax,
 	}
 	gctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
