@@ -15,7 +15,8 @@ import (
 	"github.com/ccctl/ccctl/internal/testutil"
 )
 
-// binary is the ccctl binary built once for the black-box tests.
+// binary is the ccctl binary built once for the black-box tests; ccctl-etcd
+// is built beside it, where ccctl etcd finds it.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -30,11 +31,13 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "ccctl")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build ccctl:", err)
-		return 1
+	for out, pkg := range map[string]string{binary: ".", filepath.Join(dir, "ccctl-etcd"): "../ccctl-etcd"} {
+		build := exec.Command("go", "build", "-race", "-o", out, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", filepath.Base(out), err)
+			return 1
+		}
 	}
 	return m.Run()
 }
@@ -46,7 +49,7 @@ type result struct {
 }
 
 // cleanEnv is the environment of a child: PATH and HOME only, so that the
-// tester's own settings cannot leak in.
+// tester's own settings cannot leak in. A NAME=value in env overrides them.
 func cleanEnv(env ...string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 }
@@ -54,9 +57,15 @@ func cleanEnv(env ...string) []string {
 // ccctl runs the binary with env (NAME=value) and args, bounded by timeout.
 func ccctl(t *testing.T, timeout time.Duration, env []string, args ...string) result {
 	t.Helper()
+	return runAt(t, binary, timeout, env, args...)
+}
+
+// runAt runs the ccctl binary at path bin, as ccctl does.
+func runAt(t *testing.T, bin string, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = cleanEnv(env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
