@@ -21,6 +21,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // etcdBinaryEnv names the environment variable that points the driver at an
@@ -112,9 +113,9 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 }
 
 // client returns a client of every member, closed in t.Cleanup.
-func (e *etcdProcs) client(t *testing.T) *clientv3.Client {
+func (e *etcdProcs) client(t *testing.T, opts ...grpc.DialOption) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: e.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), DialOptions: opts})
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
 	}

@@ -14,10 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
@@ -184,9 +187,29 @@ func closeScale(cls []*scaleCluster) time.Duration {
 // window, then hands over in the first clusters (round robin) and closes
 // everything.
 func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters, perCluster int) scaleFigures {
+	// Count the campaign transactions (those that put a key on success).
+	var attempts atomic.Int64
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if r, ok := req.(*pb.TxnRequest); ok && len(r.Success) > 0 && r.Success[0].GetRequestPut() != nil {
+			attempts.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
 	clis := make([]*clientv3.Client, scaleClients)
 	for i := range clis {
-		clis[i] = r.e.client(t)
+		clis[i] = r.e.client(t, grpc.WithChainUnaryInterceptor(count))
+	}
+	var cls []*scaleCluster
+	lostNow := func() int {
+		n := 0
+		for _, cl := range cls {
+			for _, m := range cl.members {
+				if m != nil && m.c.Err() != nil {
+					n++
+				}
+			}
+		}
+		return n
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -272,6 +295,7 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 		}
 		// etcd may refuse the resign while it applies a backlog ("too many
 		// requests"): count it and try again.
+		attempts0 := attempts.Load()
 		t0 := mono()
 		for {
 			err := cur[ci].l.Resign(context.Background())
@@ -306,6 +330,10 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 				ds = append(ds, time.Duration(w.at-t0))
 				break
 			}
+		}
+		if clusters == 1 && len(ds) > 0 {
+			sleep(time.Second) // late attempts land
+			t.Logf("%s: handover %d: %v, %d campaign transactions, %d sessions lost so far", what, len(ds), ds[len(ds)-1].Round(time.Microsecond), attempts.Load()-attempts0, lostNow())
 		}
 	}
 	u2 := r.e.usage(t)

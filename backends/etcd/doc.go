@@ -73,11 +73,12 @@
 // is held, never on a vacancy: a count still walks every record's index
 // entry, so N waiters counting every P' seconds cost etcd N*N/P' entries a
 // second; P' is random in [T/2, T), T being 100 ms per member counted,
-// from 30 s to one hour (10 000 members: about every 12 minutes). A member
-// that started campaigning while few others had registered tries early
-// until it counts again. The members counted are all registered members,
-// not only the campaigning ones; a member that did not register is not
-// counted. The conditions of the transaction are unchanged: the delay only
-// decides when to try, not whether a transaction may succeed. The first to
-// arrive wins, the others fail their comparison and wait again.
+// from 5 minutes to one hour (10 000 members: about every 12 minutes), in
+// the background. A member that started campaigning while few others had
+// registered tries early until it counts again. The members counted are
+// all registered members, not only the campaigning ones; a member that did
+// not register is not counted. The conditions of the transaction are
+// unchanged: the delay only decides when to try, not whether a transaction
+// may succeed. The first to arrive wins, the others fail their comparison
+// and wait again.
 package etcd

@@ -47,6 +47,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	var turn clock.Timer    // this member's turn to try, while the leadership is vacant
 	var recount clock.Timer // when to count the member records again
 	ready := false          // the turn has come
+	delayed := false        // it came after a herd delay
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -60,7 +61,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	}()
 	var st electionState
 	stale := true    // st must be read from etcd
-	counted := false // st.members holds the count of member records
+	counted := false // the member records were counted (c.counted)
 	for {
 		if err := c.campaignDone(ctx); err != nil {
 			return nil, err
@@ -70,7 +71,6 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				w.stop()
 				w = nil
 			}
-			members := st.members
 			var err error
 			if st, err = c.readElection(rctx, !counted); err != nil {
 				if err := c.campaignDone(ctx); err != nil {
@@ -82,12 +82,9 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				}
 				continue
 			}
-			if st.counted {
-				counted = true // once per campaign, then now and then: a count walks every record
-				c.counted.Store(st.members)
-			} else {
-				st.members = members
-			}
+			// Counted once per campaign here, then now and then while it
+			// waits (recountDelay): a count walks every record.
+			counted = true
 			stale = false
 		}
 		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease && !c.ended(st.leader.CreateRevision) {
@@ -101,7 +98,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			}
 			ready = false
 		} else if !ready && turn == nil {
-			if d := c.herdDelay(st.members); d > 0 {
+			if d := c.herdDelay(); d > 0 {
 				turn = c.clk.NewTimer(d)
 			} else {
 				ready = true
@@ -109,6 +106,12 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		}
 		if ready {
 			ready = false
+			if delayed {
+				delayed = false
+				if c.recheck(rctx, &st) && !st.open(c.cfg.ID) {
+					continue // somebody else won while this one waited
+				}
+			}
 			token, ok, err := c.tryLead(rctx, st)
 			if err != nil {
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -139,7 +142,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			w = c.newWaiter(st.rev)
 		}
 		if recount == nil {
-			recount = c.clk.NewTimer(c.recountDelay(st.members))
+			recount = c.clk.NewTimer(c.recountDelay())
 		}
 		var due <-chan time.Time
 		if turn != nil {
@@ -153,46 +156,54 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		case wakeStale:
 			stale = true
 		case wakeTurn:
-			turn, ready = nil, true
+			turn, ready, delayed = nil, true, true
 		case wakeRecount:
 			recount = nil
 			if st.leader != nil {
 				// Never while the leadership is vacant: the herd is
 				// racing then.
-				c.recount(rctx, &st)
+				c.recount()
 			}
 		}
 	}
 }
 
-// recountDelay returns when a campaign counts the member records again,
-// given the last count: a random time in [P/2, P), P growing with the
-// count (a count walks every record's index entry, so the reads of N
-// members cost etcd about N*N/P per second) from recountMin to recountMax.
-func (c *Coordinator) recountDelay(members int64) time.Duration {
-	p := min(max(time.Duration(members)*recountPerMember, c.recountMin), c.recountMax)
+// recountDelay returns when a waiting campaign counts the member records
+// again: a random time in [P/2, P), P growing with the latest count (a
+// count walks every record's index entry, so the counts of N members cost
+// etcd about N*N/P entries per second) from recountMin to recountMax.
+func (c *Coordinator) recountDelay() time.Duration {
+	p := min(max(time.Duration(c.counted.Load())*recountPerMember, c.recountMin), c.recountMax)
 	return p/2 + rand.N(p/2+1)
 }
 
 // Recounting the member records while a campaign waits: see recountDelay.
 const (
 	recountPerMember = 100 * time.Millisecond
-	recountMin       = 30 * time.Second
+	recountMin       = 5 * time.Minute
 	recountMax       = time.Hour
 )
 
-// recount counts the member records into st.members; on failure the old
-// count stays until the next time.
-func (c *Coordinator) recount(ctx context.Context, st *electionState) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		c.log.Debug("campaign: count members", "err", err)
+// recount counts the member records into c.counted in the background, so
+// that a slow count never delays a campaign; on failure the old count
+// stays until the next time.
+func (c *Coordinator) recount() {
+	if !c.counting.CompareAndSwap(false, true) {
 		return
 	}
-	st.members = resp.Count
-	c.counted.Store(resp.Count)
+	if !c.spawn(func() {
+		defer c.counting.Store(false)
+		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+		defer cancel()
+		resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			c.log.Debug("campaign: count members", "err", err)
+			return
+		}
+		c.counted.Store(resp.Count)
+	}) {
+		c.counting.Store(false)
+	}
 }
 
 // Spreading the herd: while the leadership is vacant, each campaign waits
@@ -221,13 +232,35 @@ func herdWindow(members int64, perMember, maxWindow time.Duration) time.Duration
 	return time.Duration(members-1) * perMember
 }
 
-// herdDelay returns a random delay in [0, herdWindow(members, ...)).
-func (c *Coordinator) herdDelay(members int64) time.Duration {
-	w := herdWindow(members, c.herdPerMember, c.herdMax)
+// herdDelay returns a random delay in [0, herdWindow(members, ...)), for
+// the latest count of members.
+func (c *Coordinator) herdDelay() time.Duration {
+	w := herdWindow(c.counted.Load(), c.herdPerMember, c.herdMax)
 	if w <= 0 {
 		return 0
 	}
 	return rand.N(w)
+}
+
+// recheck reads the election and control keys from the etcd member the
+// client talks to (a serializable read: no raft round, no leader) and
+// replaces st with what it read if that is newer; it reports whether it
+// did. After a herd delay this is how a waiter learns of the winner
+// before the winner's key reaches it through the watch, which with
+// thousands of watchers takes as long as etcd needs to send one event to
+// each of them: without it, every waiter whose delay ends within that time
+// sends a transaction (a raft write) that can only fail.
+func (c *Coordinator) recheck(ctx context.Context, st *electionState) bool {
+	resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd), clientv3.WithSerializable())
+	if err != nil || resp.Header.Revision <= st.rev {
+		return false
+	}
+	fresh := electionState{rev: resp.Header.Revision}
+	for _, kv := range resp.Kvs {
+		fresh.set(c.keys, string(kv.Key), kv)
+	}
+	*st = fresh
+	return true
 }
 
 // campaignDone returns the error a campaign ends with when ctx is done or
@@ -254,18 +287,13 @@ func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// electionState is what a campaign reads: the election and control keys at
-// one revision, and how many member records there were.
+// electionState is what a campaign follows: the election and control keys
+// at one revision.
 type electionState struct {
 	rev        int64
 	leader     *mvccpb.KeyValue
 	pause      *mvccpb.KeyValue
 	switchover *mvccpb.KeyValue
-	// members counts the member records when the campaign started (not
-	// kept up to date): the size of the herd. counted reports whether this
-	// read counted them.
-	members int64
-	counted bool
 }
 
 // open reports whether member id may try to lead: the leadership is vacant,
@@ -290,7 +318,7 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 	}
 	st := electionState{rev: resp.Header.Revision}
 	if count {
-		st.members, st.counted = resp.Responses[1].GetResponseRange().GetCount(), true
+		c.counted.Store(resp.Responses[1].GetResponseRange().GetCount())
 	}
 	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
 		st.set(c.keys, string(kv.Key), kv)

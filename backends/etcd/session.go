@@ -55,9 +55,10 @@ type Coordinator struct {
 	herdPerMember, herdMax time.Duration
 	// recountMin and recountMax bound the time between two counts of the
 	// member records by a waiting campaign (recountDelay); counted is the
-	// latest count.
+	// latest count, counting is set while one runs.
 	recountMin, recountMax time.Duration
 	counted                atomic.Int64
+	counting               atomic.Bool
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives
