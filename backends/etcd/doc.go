@@ -61,12 +61,18 @@
 // client's watch stream. On a vacancy the waiting campaigns do not all send
 // their transaction at once (N-1 raft writes per vacancy, which with ten
 // thousand members backs etcd's apply queue up until lease renewals stall):
-// each waits a random delay in [0, W) first and sends nothing if its watch
-// shows a new leader meanwhile. W is 1 ms per other member, at most one
-// minute (3 members: 2 ms; 10 001: 10 s), so the first of N-1 waiters
-// tries about 1 ms after the vacancy whatever N, and about P / 1 ms of them
-// send per vacancy, P being the time from the first attempt until the
-// winner's key reaches the waiters (a commit and the watch's fan-out). The
+// each waits a random delay in [0, W) first, then reads the election keys
+// from the etcd member it talks to (a serializable read: no raft round) and
+// sends nothing if that read or its watch shows a new leader. W is 0.25 ms
+// per other member, at most one minute (3 members: 0.5 ms; 10 001: 2.5 s).
+// The watch alone is not enough: etcd sends a change to its watchers one
+// by one, so with ten thousand watchers the winner's key reaches the last
+// of them about a second later (measured on two cores), and every waiter
+// whose delay ended before would send a transaction that can only fail.
+// With the read, about C / 0.25 ms waiters send per vacancy, C being the
+// time a transaction takes to commit, and the first tries about
+// sqrt(2 * F * 0.25 ms) after the vacancy, F being the time etcd takes to
+// tell every watcher of it (tens of milliseconds for a second). The
 // number of members is a count-only read of the member records, made with
 // a Campaign's first read of the election keys (one read-only
 // transaction), then again now and then while it waits and the leadership

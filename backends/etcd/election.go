@@ -207,15 +207,14 @@ func (c *Coordinator) recount() {
 }
 
 // Spreading the herd: while the leadership is vacant, each campaign waits
-// a random delay in [0, herdWindow) before it sends its transaction, and
-// sends nothing if its watch shows a new leader meanwhile. The window is
-// herdPerMember per other member (at most herdMaxWindow), so the first of
-// N-1 waiters tries after about herdPerMember whatever N (the minimum of
-// N-1 uniform delays), and about P/herdPerMember transactions reach etcd
-// per vacancy, P being the time the winner's key takes to reach the
-// waiters: the same for ten members as for ten thousand.
+// a random delay in [0, herdWindow) before it sends its transaction, then
+// rechecks, and sends nothing if the recheck or its watch shows a new
+// leader. The window is herdPerMember per other member (at most
+// herdMaxWindow), so that about C/herdPerMember transactions reach etcd
+// per vacancy, C being the time one takes to commit, however large the
+// cluster (see the package comment).
 const (
-	herdPerMember = time.Millisecond
+	herdPerMember = 250 * time.Microsecond
 	herdMaxWindow = time.Minute
 )
 

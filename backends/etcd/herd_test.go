@@ -26,11 +26,11 @@ func TestHerdWindow(t *testing.T) {
 	}{
 		{0, 0},
 		{1, 0},
-		{2, time.Millisecond},
-		{3, 2 * time.Millisecond},
-		{1001, time.Second},
-		{10001, 10 * time.Second},
-		{60001, time.Minute},
+		{2, 250 * time.Microsecond},
+		{3, 500 * time.Microsecond},
+		{1001, 250 * time.Millisecond},
+		{10001, 2500 * time.Millisecond},
+		{240001, time.Minute},
 		{1000000, time.Minute},
 	} {
 		if got := etcd.HerdWindow(tc.members); got != tc.want {
@@ -66,7 +66,7 @@ func countingClient(t *testing.T, endpoint string, puts *atomic.Int64) *clientv3
 // fewer campaign transactions than there are waiters, because each waits a
 // random delay and most see the new leader before their turn. The window
 // per member is raised (to a 2 s window for these few hundred members,
-// about seven times production's) so that the round trip of a machine
+// about 27 times production's) so that the round trip of a machine
 // slowed by -race stays small against it: the test checks the
 // mechanism (the count of member records, the delay, the watch that calls
 // an attempt off), TestHerdWindow the production sizes.
