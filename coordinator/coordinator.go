@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 )
 
@@ -41,16 +40,33 @@ type Cluster struct {
 // String returns "environment/service".
 func (c Cluster) String() string { return c.Environment + "/" + c.Service }
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 // ValidateName reports whether s can name an environment, a service or a
 // member: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or
 // a digit, so that it is safe as one segment of a key or a file name.
 func ValidateName(what, s string) error {
-	if !namePattern.MatchString(s) {
+	if !validName(s) {
 		return fmt.Errorf("%s %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, s)
 	}
 	return nil
+}
+
+// validName checks a name byte by byte (ASCII only). A regular expression
+// with a bounded repetition compiles, at start-up, to a program of 128
+// copies of its class.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case i > 0 && (b == '_' || b == '.' || b == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks both names of the cluster.
