@@ -80,6 +80,23 @@ type Reporter struct {
 	hub    *sentry.Hub
 	flush  time.Duration
 	closed atomic.Bool
+	sends  *sendCounter
+}
+
+// sendCounter counts the requests to Sentry that did not deliver their
+// event: the SDK drops such an event, and its Flush reports only that the
+// queue is empty.
+type sendCounter struct {
+	next   http.RoundTripper
+	failed atomic.Int64
+}
+
+func (c *sendCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || resp.StatusCode >= 300 {
+		c.failed.Add(1)
+	}
+	return resp, err
 }
 
 // New returns a Reporter for cfg. It does not contact Sentry.
@@ -110,6 +127,7 @@ func New(cfg Config) (*Reporter, error) {
 			tags[k] = v
 		}
 	}
+	r.sends = &sendCounter{next: http.DefaultTransport}
 	client, err := sentry.NewClient(sentry.ClientOptions{
 		Dsn:            cfg.DSN,
 		Environment:    cfg.Environment,
@@ -118,7 +136,7 @@ func New(cfg Config) (*Reporter, error) {
 		Tags:           tags,
 		SendDefaultPII: false,
 		BeforeSend:     beforeSend,
-		HTTPClient:     &http.Client{Timeout: cfg.SendTimeout},
+		HTTPClient:     &http.Client{Timeout: cfg.SendTimeout, Transport: r.sends},
 	})
 	if err != nil {
 		var pe *sentry.DsnParseError
@@ -146,16 +164,20 @@ func (r *Reporter) Report(err error, msg string, attrs ...slog.Attr) {
 
 // Close sends the events still queued, waiting at most the flush timeout,
 // and releases the SDK's resources, waiting at most the send timeout more
-// for a request in flight. It reports whether everything was sent.
+// for a request in flight. It reports whether every event was delivered:
+// the queue emptied within the flush timeout and no request failed.
 // The Reporter does nothing after Close; a second Close returns true.
 func (r *Reporter) Close() bool {
 	if !r.Enabled() || r.closed.Swap(true) {
 		return true
 	}
 	client := r.hub.Client()
-	ok := client.Flush(r.flush)
+	start := time.Now()
+	// The SDK's Flush may still report success when its timeout and the
+	// end of a slow request come together, so the bound is checked here.
+	ok := client.Flush(r.flush) && time.Since(start) < r.flush
 	client.Close()
-	return ok
+	return ok && r.sends.failed.Load() == 0
 }
 
 // promoted are the attribute keys that also become tags.

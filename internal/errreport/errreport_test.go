@@ -283,6 +283,21 @@ func TestCloseIsBounded(t *testing.T) {
 	}
 }
 
+// TestCloseReportsRejectedEvent: an event the ingest refuses is not
+// delivered, even though the SDK's queue is empty when Close flushes.
+func TestCloseReportsRejectedEvent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	r := newReporter(t, strings.Replace(srv.URL, "http://", "http://k@", 1)+"/42")
+	r.Report(errors.New("boom"), "job failed")
+	if r.Close() {
+		t.Error("Close = true; want false: the ingest answered 500")
+	}
+}
+
 func TestNothingSentAfterClose(t *testing.T) {
 	in := newIngest(t)
 	r := newReporter(t, in.dsn())
