@@ -13,7 +13,11 @@
 // and a half), -only idle,startup,handover,timed,scale,image (parts to run),
 // -scale-ttl 60s,10s (the TTLs of the scale rows, in order), -out FILE (also write the
 // table there), -profile DIR (CPU profiles of etcd and of the driver during
-// the scale windows).
+// the scale windows), -etcd-dir DIR (etcd's data directories there, such as
+// /dev/shm, to tell disk stalls from CPU), -scale-parts one,many (which scale
+// rows). Each handover of the one-cluster row is logged with the campaign
+// transactions it caused and etcd's WAL fsyncs and backend commits over 64 ms
+// meanwhile.
 //
 // It starts a 3-member etcd from the etcd executable (Debian's etcd 3.4 in
 // CI; see etcdBinaryEnv in the driver) as separate processes, so that their

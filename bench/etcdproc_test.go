@@ -48,6 +48,14 @@ func startEtcdProcs(t *testing.T, n int) *etcdProcs {
 		bin = p
 	}
 	dir := t.TempDir()
+	if *etcdDir != "" {
+		d, err := os.MkdirTemp(*etcdDir, "ccctl-bench-etcd-")
+		if err != nil {
+			t.Fatalf("-etcd-dir: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
+	}
 	peers := make([]string, n)
 	clients := make([]string, n)
 	var initial []string
@@ -121,6 +129,57 @@ func (e *etcdProcs) client(t *testing.T, opts ...grpc.DialOption) *clientv3.Clie
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// disk is the count of etcd's WAL fsyncs and backend commits, summed
+// over the members, by the histogram bucket they fell in.
+type disk struct {
+	fsync, commit map[string]float64 // upper bound ("0.128", "+Inf") -> count
+}
+
+// disk reads the WAL fsync and backend commit histograms of every member
+// from its /metrics.
+func (e *etcdProcs) disk(t *testing.T) disk {
+	t.Helper()
+	d := disk{fsync: map[string]float64{}, commit: map[string]float64{}}
+	for _, ep := range e.endpoints {
+		resp, err := http.Get(ep + "/metrics")
+		if err != nil {
+			t.Fatalf("etcd metrics: %v", err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			var m map[string]float64
+			switch {
+			case strings.HasPrefix(line, "etcd_disk_wal_fsync_duration_seconds_bucket{"):
+				m = d.fsync
+			case strings.HasPrefix(line, "etcd_disk_backend_commit_duration_seconds_bucket{"):
+				m = d.commit
+			default:
+				continue
+			}
+			i, j := strings.Index(line, `le="`), strings.LastIndexByte(line, ' ')
+			k := strings.Index(line[i+4:], `"`)
+			v, err := strconv.ParseFloat(line[j+1:], 64)
+			if i < 0 || k < 0 || err != nil {
+				continue
+			}
+			m[line[i+4:i+4+k]] += v
+		}
+		resp.Body.Close()
+	}
+	return d
+}
+
+// slow describes the fsyncs and commits between a and b that took over
+// 64 ms: "wal fsyncs > 64 ms: N, backend commits > 64 ms: M".
+func slow(a, b disk) string {
+	over := func(x, y map[string]float64) float64 {
+		return (y["+Inf"] - y["0.064"]) - (x["+Inf"] - x["0.064"])
+	}
+	return fmt.Sprintf("etcd WAL fsyncs > 64 ms: %.0f of %.0f, backend commits > 64 ms: %.0f of %.0f",
+		over(a.fsync, b.fsync), b.fsync["+Inf"]-a.fsync["+Inf"], over(a.commit, b.commit), b.commit["+Inf"]-a.commit["+Inf"])
 }
 
 // usage is the CPU time and memory of the cluster's processes at one

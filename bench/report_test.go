@@ -28,6 +28,7 @@ var (
 	out      = flag.String("out", "", "also write the table to this file")
 	only     = flag.String("only", "", "run only these parts, comma-separated: idle, startup, handover, timed, scale, image")
 	profDir  = flag.String("profile", "", "write CPU profiles of etcd during the scale windows, and of the driver, to this directory")
+	etcdDir  = flag.String("etcd-dir", "", "put etcd's data directories under this directory (such as /dev/shm, to tell disk stalls from CPU) instead of the test's temporary directory")
 	scaleTTL = flag.String("scale-ttl", "60s,10s", "session TTLs of the in-process members of the scale rows, comma-separated, in the order run (etcd is not compacted, so later rounds start with more memory)")
 )
 

@@ -188,12 +188,22 @@ func closeScale(cls []*scaleCluster) time.Duration {
 // everything.
 func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters, perCluster int) scaleFigures {
 	// Count the campaign transactions (those that put a key on success).
-	var attempts atomic.Int64
+	// firstTry and firstWin are when the first campaign transaction after a
+	// handover's start was sent and when the first that succeeded answered
+	// (CLOCK_MONOTONIC; 0: not yet).
+	var attempts, firstTry, firstWin atomic.Int64
 	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if r, ok := req.(*pb.TxnRequest); ok && len(r.Success) > 0 && r.Success[0].GetRequestPut() != nil {
-			attempts.Add(1)
+		r, ok := req.(*pb.TxnRequest)
+		if !ok || len(r.Success) == 0 || r.Success[0].GetRequestPut() == nil {
+			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		return invoker(ctx, method, req, reply, cc, opts...)
+		attempts.Add(1)
+		firstTry.CompareAndSwap(0, mono())
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if resp, ok := reply.(*pb.TxnResponse); ok && err == nil && resp.Succeeded {
+			firstWin.CompareAndSwap(0, mono())
+		}
+		return err
 	}
 	clis := make([]*clientv3.Client, scaleClients)
 	for i := range clis {
@@ -296,6 +306,9 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 		// etcd may refuse the resign while it applies a backlog ("too many
 		// requests"): count it and try again.
 		attempts0 := attempts.Load()
+		d0 := r.e.disk(t)
+		firstTry.Store(0)
+		firstWin.Store(0)
 		t0 := mono()
 		for {
 			err := cur[ci].l.Resign(context.Background())
@@ -333,7 +346,14 @@ func (r *report) scaleRun(t *testing.T, what string, ttl time.Duration, clusters
 		}
 		if clusters == 1 && len(ds) > 0 {
 			sleep(time.Second) // late attempts land
-			t.Logf("%s: handover %d: %v, %d campaign transactions, %d sessions lost so far", what, len(ds), ds[len(ds)-1].Round(time.Microsecond), attempts.Load()-attempts0, lostNow())
+			since := func(at int64) string {
+				if at == 0 {
+					return "-"
+				}
+				return time.Duration(at - t0).Round(time.Microsecond).String()
+			}
+			t.Logf("%s: handover %d: %v (first transaction sent after %s, first success answered after %s), %d campaign transactions, %d sessions lost so far; %s",
+				what, len(ds), ds[len(ds)-1].Round(time.Microsecond), since(firstTry.Load()), since(firstWin.Load()), attempts.Load()-attempts0, lostNow(), slow(d0, r.e.disk(t)))
 		}
 	}
 	u2 := r.e.usage(t)
