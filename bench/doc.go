@@ -11,13 +11,15 @@
 //
 // Flags (after -args): -quick (fewer rounds, smaller scale, about a minute
 // and a half), -only idle,startup,handover,timed,scale,image (parts to run),
-// -scale-ttl 60s,10s (the TTLs of the scale rows, in order), -out FILE (also write the
-// table there), -profile DIR (CPU profiles of etcd and of the driver during
-// the scale windows), -etcd-dir DIR (etcd's data directories there, such as
-// /dev/shm, to tell disk stalls from CPU), -scale-parts one,many (which scale
-// rows). Each handover of the one-cluster row is logged with the campaign
-// transactions it caused and etcd's WAL fsyncs and backend commits over 64 ms
-// meanwhile.
+// -scale-ttl 60s,10s (the TTLs of the scale rows, in order), -scale-parts
+// one,many (which scale rows), -scale-watch (scale members also keep the
+// member watch), -out FILE (also write the table there), -profile DIR (CPU
+// profiles of etcd and of the driver during the scale windows), -etcd-dir
+// DIR (etcd's data directories there, such as /dev/shm, to tell disk stalls
+// from CPU). Each handover of the one-cluster row is logged with the
+// campaign transactions it caused, when the first was sent and when the
+// first success answered, and etcd's WAL fsyncs and backend commits over
+// 64 ms meanwhile.
 //
 // It starts a 3-member etcd from the etcd executable (Debian's etcd 3.4 in
 // CI; see etcdBinaryEnv in the driver) as separate processes, so that their
@@ -32,5 +34,5 @@
 // whatever else runs on it (the report states the load average); in-process
 // rows (concurrency.Election, the scale rows) skip the process start a real
 // member pays; the scale rows open members with Register and Campaign only,
-// without the member watch a ccctl process also keeps.
+// without the member watch a ccctl process also keeps, unless -scale-watch.
 package bench

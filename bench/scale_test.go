@@ -93,6 +93,18 @@ func (r *report) openScale(t *testing.T, ctx context.Context, clis []*clientv3.C
 					continue
 				}
 				cls[ci].members[mi] = &inproc{c: c}
+				if *scaleWatch {
+					// The member watch a ccctl process keeps for its hooks.
+					events, err := c.Watch(ctx)
+					if err == nil {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for range events {
+							}
+						}()
+					}
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -430,6 +442,8 @@ func (r *report) scale(t *testing.T) []Row {
 }
 
 // scaleParts chooses the scale rows to run.
+var scaleWatch = flag.Bool("scale-watch", false, "scale members also keep the member watch a ccctl process keeps (Watch), as in production")
+
 var scaleParts = flag.String("scale-parts", "one,many", "scale rows to run, comma-separated: one (one big cluster), many (many small ones)")
 
 func (r *report) scaleTTL(t *testing.T, ttl time.Duration) []Row {
