@@ -47,9 +47,13 @@ func afterFraction(ds []time.Duration) float64 {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // settle gives a campaign that was just started time to reach its wait, so
-// that a round measures a handover to a waiting member.
+// that a round measures a handover to a waiting member. It is longer than
+// etcd's watch sync period (100 ms): etcd serves a watch that starts at a
+// past revision, as concurrency.Election's does, from a loop of that period
+// until the watch catches up, so a shorter settle would measure that loop
+// rather than a handover to a member that has been waiting.
 func settle() {
-	t := time.NewTimer(20 * time.Millisecond)
+	t := time.NewTimer(300 * time.Millisecond)
 	<-t.C
 }
 

@@ -64,7 +64,10 @@
 // each waits a random delay in [0, W) first, then reads the election keys
 // from the etcd member it talks to (a serializable read: no raft round) and
 // sends nothing if that read or its watch shows a new leader. W is 0.25 ms
-// per other member, at most one minute (3 members: 0.5 ms; 10 001: 2.5 s).
+// per other member, at most one minute (9 members: 2 ms; 10 001: 2.5 s);
+// up to 8 members there is no delay and no read, since the handful of
+// transactions that can only fail cost etcd less than the delay and the
+// read cost a handover.
 // The watch alone is not enough: etcd sends a change to its watchers one
 // by one, so with ten thousand watchers the winner's key reaches the last
 // of them about a second later (measured on two cores), and every waiter

@@ -26,8 +26,10 @@ func TestHerdWindow(t *testing.T) {
 	}{
 		{0, 0},
 		{1, 0},
-		{2, 250 * time.Microsecond},
-		{3, 500 * time.Microsecond},
+		{2, 0},
+		{3, 0},
+		{8, 0},
+		{9, 2 * time.Millisecond},
 		{1001, 250 * time.Millisecond},
 		{10001, 2500 * time.Millisecond},
 		{240001, time.Minute},
