@@ -57,72 +57,118 @@ func settle() {
 	<-t.C
 }
 
-// BenchmarkHandover: a leader resigns, the waiting member's campaign
-// returns. ccctl and plain concurrency.Election on the same etcd.
+// BenchmarkHandover: a leader resigns, and the campaign of one of the
+// others waiting returns; with 2 members and with 16 (above the size from
+// which ccctl's waiters spread their attempts). ccctl and plain
+// concurrency.Election on the same etcd.
 func BenchmarkHandover(b *testing.B) {
 	e := etcdtest.Start(b)
 	const rounds = 20
-	b.Run("ccctl", func(b *testing.B) {
-		cl := newCluster()
-		ms2 := []*etcd.Coordinator{open(b, cl, "a", e.Endpoint(0)), open(b, cl, "b", e.Endpoint(0))}
-		var lat []time.Duration
-		cur := lead(b, ms2[0])
-		b.ResetTimer()
-		for i := 0; i < rounds*b.N; i++ {
-			next := ms2[(i+1)%2]
-			ch := campaign(b, context.Background(), next)
-			settle()
-			t0 := time.Now()
-			if err := cur.Resign(context.Background()); err != nil {
-				b.Fatal(err)
+	for _, n := range []int{2, 16} {
+		b.Run(fmt.Sprintf("N=%d/ccctl", n), func(b *testing.B) {
+			cl := newCluster()
+			cs := make([]*etcd.Coordinator, n)
+			for i := range cs {
+				cs[i] = open(b, cl, fmt.Sprintf("m%02d", i), e.Endpoint(0))
 			}
-			r := waitWon(b, ch, next.ID(), waitTimeout)
-			lat = append(lat, r.at.Sub(t0))
-			cur = r.l
-		}
-		b.ReportMetric(ms(median(lat)), "ms-median/handover")
-	})
-	b.Run("concurrency.Election", func(b *testing.B) {
-		cli := e.Client(b)
-		pfx := "/bench/" + newCluster().Service + "/election"
-		var els []*concurrency.Election
-		for range 2 {
-			s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(testTTL/time.Second)))
-			if err != nil {
-				b.Fatal(err)
+			type win struct {
+				i int
+				r result
 			}
-			b.Cleanup(func() { s.Close() })
-			els = append(els, concurrency.NewElection(s, pfx))
-		}
-		ctx := context.Background()
-		if err := els[0].Campaign(ctx, "a"); err != nil {
-			b.Fatal(err)
-		}
-		var lat []time.Duration
-		b.ResetTimer()
-		for i := 0; i < rounds*b.N; i++ {
-			cur, next := els[i%2], els[(i+1)%2]
-			won := make(chan time.Time, 1)
-			go func() {
-				if err := next.Campaign(ctx, "x"); err != nil {
-					b.Error(err)
+			won := make(chan win, n)
+			wait := func(i int) {
+				ch := campaign(b, context.Background(), cs[i])
+				go func() { won <- win{i, <-ch} }()
+			}
+			cur, at := lead(b, cs[0]), 0
+			for i := 1; i < n; i++ {
+				wait(i)
+			}
+			var lat []time.Duration
+			b.ResetTimer()
+			for range rounds * b.N {
+				settle()
+				t0 := time.Now()
+				if err := cur.Resign(context.Background()); err != nil {
+					b.Fatal(err)
 				}
-				won <- time.Now()
-			}()
-			settle()
-			t0 := time.Now()
-			if err := cur.Resign(ctx); err != nil {
+				var w win
+				select {
+				case w = <-won:
+				case <-time.After(waitTimeout):
+					b.Fatal("no handover")
+				}
+				if w.r.err != nil {
+					b.Fatalf("Campaign(%s): %v", cs[w.i].ID(), w.r.err)
+				}
+				lat = append(lat, w.r.at.Sub(t0))
+				wait(at)
+				cur, at = w.r.l, w.i
+			}
+			b.ReportMetric(ms(median(lat)), "ms-median/handover")
+		})
+		b.Run(fmt.Sprintf("N=%d/concurrency.Election", n), func(b *testing.B) {
+			cli := e.Client(b)
+			pfx := "/bench/" + newCluster().Service + "/election"
+			els := make([]*concurrency.Election, n)
+			for i := range els {
+				s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(testTTL/time.Second)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { s.Close() })
+				els[i] = concurrency.NewElection(s, pfx)
+			}
+			type win struct {
+				i  int
+				at time.Time
+			}
+			// The campaigns still waiting at the end are cancelled before
+			// the sessions close (cleanups run last first).
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			b.Cleanup(func() { cancel(); wg.Wait() })
+			won := make(chan win, n)
+			wait := func(i int) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := els[i].Campaign(ctx, "x"); err != nil {
+						if ctx.Err() == nil {
+							b.Error(err)
+						}
+						return
+					}
+					won <- win{i, time.Now()}
+				}()
+			}
+			if err := els[0].Campaign(ctx, "a"); err != nil {
 				b.Fatal(err)
 			}
-			select {
-			case at := <-won:
-				lat = append(lat, at.Sub(t0))
-			case <-time.After(waitTimeout):
-				b.Fatal("no handover")
+			at := 0
+			for i := 1; i < n; i++ {
+				wait(i)
 			}
-		}
-		b.ReportMetric(ms(median(lat)), "ms-median/handover")
-	})
+			var lat []time.Duration
+			b.ResetTimer()
+			for range rounds * b.N {
+				settle()
+				t0 := time.Now()
+				if err := els[at].Resign(ctx); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case w := <-won:
+					lat = append(lat, w.at.Sub(t0))
+					wait(at)
+					at = w.i
+				case <-time.After(waitTimeout):
+					b.Fatal("no handover")
+				}
+			}
+			b.ReportMetric(ms(median(lat)), "ms-median/handover")
+		})
+	}
 }
 
 // BenchmarkFailover: the leader is cut off behind a silent, open

@@ -64,10 +64,11 @@
 // each waits a random delay in [0, W) first, then reads the election keys
 // from the etcd member it talks to (a serializable read: no raft round) and
 // sends nothing if that read or its watch shows a new leader. W is 0.25 ms
-// per other member, at most one minute (9 members: 2 ms; 10 001: 2.5 s);
-// up to 8 members there is no delay and no read, since the handful of
-// transactions that can only fail cost etcd less than the delay and the
-// read cost a handover.
+// per other member, at most one minute (10 members: 2.25 ms; 10 001:
+// 2.5 s). About 8 waiters of any vacancy do not wait (each with probability
+// 8 / other members), so that the vacancy is tried at once, and up to 9
+// members none waits: a handful of transactions that can only fail cost
+// etcd less than the delay and the read cost a handover.
 // The watch alone is not enough: etcd sends a change to its watchers one
 // by one, so with ten thousand watchers the winner's key reaches the last
 // of them about a second later (measured on two cores), and every waiter

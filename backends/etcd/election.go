@@ -212,22 +212,23 @@ func (c *Coordinator) recount() {
 // leader. The window is herdPerMember per other member (at most
 // herdMaxWindow), so that about C/herdPerMember transactions reach etcd
 // per vacancy, C being the time one takes to commit, however large the
-// cluster (see the package comment). A cluster of at most herdMinMembers
-// members has no window: its waiters try at once, sending no more
-// transactions than the window would let through (C is a few milliseconds),
-// and a handover does not wait for a delay and a recheck (1.3 ms of a
-// 3 ms handover between two members, measured).
+// cluster (see the package comment). About herdAtOnce of the waiters do
+// not wait at all (each with probability herdAtOnce/others), so that a
+// vacancy is tried at once whatever the size of the cluster, and a
+// cluster of at most herdAtOnce+1 members has no window: the delay and the
+// recheck cost a handover more than a millisecond (1.3 ms of 3 ms between
+// two members, measured), and those few transactions cost etcd less.
 const (
-	herdPerMember  = 250 * time.Microsecond
-	herdMaxWindow  = time.Minute
-	herdMinMembers = 8
+	herdPerMember = 250 * time.Microsecond
+	herdMaxWindow = time.Minute
+	herdAtOnce    = 8
 )
 
 // herdWindow returns the window of the delay before an attempt, given the
 // number of member records (this member's included), the window per other
-// member and the largest window: none up to herdMinMembers members.
+// member and the largest window: none up to herdAtOnce other members.
 func herdWindow(members int64, perMember, maxWindow time.Duration) time.Duration {
-	if members <= herdMinMembers || perMember <= 0 {
+	if members-1 <= herdAtOnce || perMember <= 0 {
 		return 0
 	}
 	if members-1 >= int64(maxWindow/perMember) {
@@ -236,11 +237,13 @@ func herdWindow(members int64, perMember, maxWindow time.Duration) time.Duration
 	return time.Duration(members-1) * perMember
 }
 
-// herdDelay returns a random delay in [0, herdWindow(members, ...)), for
-// the latest count of members.
+// herdDelay returns the delay before an attempt on a vacancy, for the
+// latest count of members: 0 for about herdAtOnce of the waiters, else
+// random in [0, herdWindow(...)).
 func (c *Coordinator) herdDelay() time.Duration {
-	w := herdWindow(c.counted.Load(), c.herdPerMember, c.herdMax)
-	if w <= 0 {
+	n := c.counted.Load()
+	w := herdWindow(n, c.herdPerMember, c.herdMax)
+	if w <= 0 || rand.Int64N(n-1) < herdAtOnce {
 		return 0
 	}
 	return rand.N(w)
