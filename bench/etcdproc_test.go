@@ -159,13 +159,14 @@ func (e *etcdProcs) disk(t *testing.T) disk {
 			default:
 				continue
 			}
-			i, j := strings.Index(line, `le="`), strings.LastIndexByte(line, ' ')
-			k := strings.Index(line[i+4:], `"`)
-			v, err := strconv.ParseFloat(line[j+1:], 64)
-			if i < 0 || k < 0 || err != nil {
+			// name{...,le="0.064"} 42
+			_, rest, ok1 := strings.Cut(line, `le="`)
+			le, _, ok2 := strings.Cut(rest, `"`)
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if !ok1 || !ok2 || err != nil {
 				continue
 			}
-			m[line[i+4:i+4+k]] += v
+			m[le] += v
 		}
 		resp.Body.Close()
 	}
@@ -173,7 +174,7 @@ func (e *etcdProcs) disk(t *testing.T) disk {
 }
 
 // slow describes the fsyncs and commits between a and b that took over
-// 64 ms: "wal fsyncs > 64 ms: N, backend commits > 64 ms: M".
+// 64 ms, out of all between them.
 func slow(a, b disk) string {
 	over := func(x, y map[string]float64) float64 {
 		return (y["+Inf"] - y["0.064"]) - (x["+Inf"] - x["0.064"])

@@ -441,9 +441,11 @@ func (r *report) scale(t *testing.T) []Row {
 	return rows
 }
 
-// scaleParts chooses the scale rows to run.
+// scaleWatch gives the scale members the member watch a ccctl process
+// keeps.
 var scaleWatch = flag.Bool("scale-watch", false, "scale members also keep the member watch a ccctl process keeps (Watch), as in production")
 
+// scaleParts chooses the scale rows to run.
 var scaleParts = flag.String("scale-parts", "one,many", "scale rows to run, comma-separated: one (one big cluster), many (many small ones)")
 
 func (r *report) scaleTTL(t *testing.T, ttl time.Duration) []Row {
