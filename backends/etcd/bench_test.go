@@ -97,77 +97,118 @@ func handoverRounds(b *testing.B, n, rounds int, resign func(i int) error, wait 
 // BenchmarkHandover: a leader resigns, and the campaign of one of the
 // others waiting returns; with 2 members and with 16 (above the size from
 // which ccctl's waiters spread their attempts). ccctl and plain
-// concurrency.Election on the same etcd.
+// concurrency.Election on the same etcd, each member with a client of its
+// own (clients=own: one process per member, as both run in production)
+// and all members on one client (clients=shared).
 func BenchmarkHandover(b *testing.B) {
 	e := etcdtest.Start(b)
 	const rounds = 20
 	for _, n := range []int{2, 16} {
-		b.Run(fmt.Sprintf("N=%d/ccctl", n), func(b *testing.B) {
-			cl := newCluster()
-			cs := make([]*etcd.Coordinator, n)
-			for i := range cs {
-				cs[i] = open(b, cl, fmt.Sprintf("m%02d", i), e.Endpoint(0))
+		for _, shared := range []bool{false, true} {
+			mode := "own"
+			if shared {
+				mode = "shared"
 			}
-			ls := make([]coordinator.Leadership, n) // written before the win is sent
-			ls[0] = lead(b, cs[0])
-			won := make(chan handoverWin, n)
-			wait := func(i int) {
-				ch := campaign(b, context.Background(), cs[i])
-				go func() {
-					r := <-ch
-					if r.err != nil {
-						if !errors.Is(r.err, context.Canceled) { // not the benchmark's end
-							b.Errorf("Campaign(%s): %v", cs[i].ID(), r.err)
-						}
-						return
+			// client returns the client of member i.
+			client := func(b *testing.B) func(i int) *clientv3.Client {
+				one := etcdtest.NewClient(b, e.Endpoint(0))
+				return func(int) *clientv3.Client {
+					if shared {
+						return one
 					}
-					ls[i] = r.l
-					won <- handoverWin{i, r.at}
-				}()
-			}
-			resign := func(i int) error { return ls[i].Resign(context.Background()) }
-			lat := handoverRounds(b, n, rounds*b.N, resign, wait, won)
-			b.ReportMetric(ms(median(lat)), "ms-median/handover")
-		})
-		b.Run(fmt.Sprintf("N=%d/concurrency.Election", n), func(b *testing.B) {
-			cli := e.Client(b)
-			pfx := "/bench/" + newCluster().Service + "/election"
-			els := make([]*concurrency.Election, n)
-			for i := range els {
-				s, err := concurrency.NewSession(cli, concurrency.WithTTL(int(testTTL/time.Second)))
-				if err != nil {
-					b.Fatal(err)
+					return etcdtest.NewClient(b, e.Endpoint(0))
 				}
-				b.Cleanup(func() { s.Close() })
-				els[i] = concurrency.NewElection(s, pfx)
 			}
-			// The campaigns still waiting at the end are cancelled before
-			// the sessions close (cleanups run last first).
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			b.Cleanup(func() { cancel(); wg.Wait() })
-			won := make(chan handoverWin, n)
-			wait := func(i int) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := els[i].Campaign(ctx, "x"); err != nil {
-						if ctx.Err() == nil {
-							b.Error(err)
-						}
-						return
-					}
-					won <- handoverWin{i, time.Now()}
-				}()
-			}
-			if err := els[0].Campaign(ctx, "a"); err != nil {
-				b.Fatal(err)
-			}
-			resign := func(i int) error { return els[i].Resign(ctx) }
-			lat := handoverRounds(b, n, rounds*b.N, resign, wait, won)
-			b.ReportMetric(ms(median(lat)), "ms-median/handover")
-		})
+			b.Run(fmt.Sprintf("N=%d/clients=%s/ccctl", n, mode), func(b *testing.B) {
+				handoverCcctl(b, n, rounds*b.N, client(b))
+			})
+			b.Run(fmt.Sprintf("N=%d/clients=%s/concurrency.Election", n, mode), func(b *testing.B) {
+				handoverElection(b, n, rounds*b.N, client(b))
+			})
+		}
 	}
+}
+
+// handoverCcctl measures handovers among n ccctl members, member i on
+// client(i).
+func handoverCcctl(b *testing.B, n, rounds int, client func(i int) *clientv3.Client) {
+	cl := newCluster()
+	cs := make([]*etcd.Coordinator, n)
+	for i := range cs {
+		id := fmt.Sprintf("m%02d", i)
+		cfg := etcd.Config{Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := etcd.NewWithClient(ctx, client(i), cfg)
+		if err == nil {
+			err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
+		}
+		cancel()
+		if err != nil {
+			b.Fatalf("open %s: %v", id, err)
+		}
+		b.Cleanup(func() { c.Close() })
+		cs[i] = c
+	}
+	ls := make([]coordinator.Leadership, n) // written before the win is sent
+	ls[0] = lead(b, cs[0])
+	won := make(chan handoverWin, n)
+	wait := func(i int) {
+		ch := campaign(b, context.Background(), cs[i])
+		go func() {
+			r := <-ch
+			if r.err != nil {
+				if !errors.Is(r.err, context.Canceled) { // not the benchmark's end
+					b.Errorf("Campaign(%s): %v", cs[i].ID(), r.err)
+				}
+				return
+			}
+			ls[i] = r.l
+			won <- handoverWin{i, r.at}
+		}()
+	}
+	resign := func(i int) error { return ls[i].Resign(context.Background()) }
+	lat := handoverRounds(b, n, rounds, resign, wait, won)
+	b.ReportMetric(ms(median(lat)), "ms-median/handover")
+}
+
+// handoverElection measures handovers among n members of a plain
+// concurrency.Election, member i's session on client(i).
+func handoverElection(b *testing.B, n, rounds int, client func(i int) *clientv3.Client) {
+	pfx := "/bench/" + newCluster().Service + "/election"
+	els := make([]*concurrency.Election, n)
+	for i := range els {
+		s, err := concurrency.NewSession(client(i), concurrency.WithTTL(int(testTTL/time.Second)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		els[i] = concurrency.NewElection(s, pfx)
+	}
+	// The campaigns still waiting at the end are cancelled before the
+	// sessions close (cleanups run last first).
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	won := make(chan handoverWin, n)
+	wait := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := els[i].Campaign(ctx, "x"); err != nil {
+				if ctx.Err() == nil {
+					b.Error(err)
+				}
+				return
+			}
+			won <- handoverWin{i, time.Now()}
+		}()
+	}
+	if err := els[0].Campaign(ctx, "a"); err != nil {
+		b.Fatal(err)
+	}
+	resign := func(i int) error { return els[i].Resign(ctx) }
+	lat := handoverRounds(b, n, rounds, resign, wait, won)
+	b.ReportMetric(ms(median(lat)), "ms-median/handover")
 }
 
 // BenchmarkFailover: the leader is cut off behind a silent, open

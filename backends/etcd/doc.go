@@ -8,6 +8,9 @@
 //	members/<id>          the member's JSON record, bound to its lease
 //	election/leader       the leader's id, bound to the leader's lease; the
 //	                      revision that created it is the fencing token
+//	election-heir         the id of the waiting member that tries first on
+//	                      a vacancy, bound to its lease (outside election/,
+//	                      so that etcdctl sees only the leader there)
 //	control/pause         present while the cluster is paused (no lease)
 //	control/switchover    the requested next leader's id, bound to that
 //	                      member's lease
@@ -20,17 +23,29 @@
 //
 // # Election
 //
-// A campaign reads the election and control keys, and when the leadership is
-// vacant, the cluster not paused and no switchover names another member, it
-// creates the leader key in a transaction that repeats those conditions
-// (leader key absent, pause absent, switchover unchanged), after a random
-// delay that grows with the number of members (see Many members). Otherwise it
-// watches the election and control keys (and nothing else) from the
-// revision it read, and tries again on the next change. Apart from counting
-// the member records (a count, not a read of them, when it starts), the
-// cost of a campaign does not depend on the number of candidates, unlike etcd's
-// concurrency.Election, whose every Campaign reads the whole candidate
-// prefix: ten thousand members of one cluster hold.
+// A campaign reads the election and control keys. When the leadership is
+// vacant, the cluster not paused and no switchover names another member,
+// it creates the leader key in a transaction that repeats those conditions
+// (leader key absent, pause absent, switchover unchanged, heir's place
+// unchanged). Of the members waiting, one holds the heir's place (the key
+// election-heir, bound to its lease): it alone watches the leader key and
+// tries at once on a vacancy, with a transaction that also gives the place
+// up. The others watch only the heir's place and the control keys, so a
+// vacancy wakes one member, as the next in line of etcd's
+// concurrency.Election; when the place falls vacant (its holder won, left,
+// or stopped campaigning, which gives it up at once) they race to take it
+// (see Many members), and a member that takes it while the leadership is
+// vacant tries to lead next. A member that a switchover names watches the
+// leader key too, and tries at once. A campaign that ends without leading
+// gives the place up. Apart from counting the member records (a count, not
+// a read of them, when it starts), the cost of a campaign does not depend
+// on the number of candidates, unlike concurrency.Election, whose every
+// Campaign reads the whole candidate prefix: ten thousand members of one
+// cluster hold.
+//
+// As with concurrency.Election, a vacancy waits for the heir: an heir cut
+// off from etcd, or frozen, holds its place until its lease expires (the
+// TTL), and only then does another member take over.
 //
 // # Self-fencing
 //
@@ -58,17 +73,19 @@
 //
 // Members can share one client (NewWithClient): each session has its own
 // lease and keep-alive stream, each campaign one watch on the shared
-// client's watch stream. On a vacancy the waiting campaigns do not all send
+// client's watch stream. When the heir's place falls vacant (or the
+// leadership with nobody in it), the waiting campaigns do not all send
 // their transaction at once (N-1 raft writes per vacancy, which with ten
 // thousand members backs etcd's apply queue up until lease renewals stall):
 // each waits a random delay in [0, W) first, then reads the election keys
 // from the etcd member it talks to (a serializable read: no raft round) and
-// sends nothing if that read or its watch shows a new leader. W is 0.25 ms
+// sends nothing if that read or its watch shows the place taken. W is 0.25 ms
 // per other member, at most one minute (10 members: 2.25 ms; 10 001:
 // 2.5 s). About 8 waiters of any vacancy do not wait (each with probability
 // 8 / other members), so that the vacancy is tried at once, and up to 9
 // members none waits: a handful of transactions that can only fail cost
-// etcd less than the delay and the read cost a handover.
+// etcd less than the delay and the read would cost a leadership that fell
+// vacant with nobody in the heir's place.
 // The watch alone is not enough: etcd sends a change to its watchers one
 // by one, so with ten thousand watchers the winner's key reaches the last
 // of them about a second later (measured on two cores), and every waiter

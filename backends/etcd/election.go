@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -44,10 +45,11 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	defer context.AfterFunc(c.bg, cancelRequests)()
 
 	var w *waiter
-	var turn clock.Timer    // this member's turn to try, while the leadership is vacant
+	var turn clock.Timer    // this member's turn to try, while the leadership or the heir's place is vacant
 	var recount clock.Timer // when to count the member records again
 	ready := false          // the turn has come
 	delayed := false        // it came after a herd delay
+	claimed := false        // a claim of the heir's place was sent: give it up on return
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -58,9 +60,13 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		if recount != nil {
 			recount.Stop()
 		}
+		if claimed {
+			c.releaseHeir()
+		}
 	}()
 	var st electionState
 	stale := true    // st must be read from etcd
+	known := false   // st holds the leader key as of st.rev (a waiter that is not first does not watch it)
 	counted := false // the member records were counted (c.counted)
 	for {
 		if err := c.campaignDone(ctx); err != nil {
@@ -85,20 +91,22 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			// Counted once per campaign here, then now and then while it
 			// waits (recountDelay): a count walks every record.
 			counted = true
-			stale = false
+			stale, known = false, true
 		}
 		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease && !c.ended(st.leader.CreateRevision) {
 			// An earlier attempt's request won but its answer was lost.
 			return c.won(st.leader.CreateRevision)
 		}
-		if !st.open(c.cfg.ID) {
+		first := c.first(st) // no other waiter goes before this one
+		move := c.next(st)
+		if move == moveNone {
 			if turn != nil {
 				turn.Stop()
 				turn = nil
 			}
 			ready = false
 		} else if !ready && turn == nil {
-			if d := c.herdDelay(); d > 0 {
+			if d := c.herdDelay(); d > 0 && !first {
 				turn = c.clk.NewTimer(d)
 			} else {
 				ready = true
@@ -108,21 +116,36 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			ready = false
 			if delayed {
 				delayed = false
-				if c.recheck(rctx, &st) && !st.open(c.cfg.ID) {
-					continue // somebody else won while this one waited
+				if c.recheck(rctx, &st) {
+					known = true
+					if c.next(st) != move {
+						continue // somebody else moved while this one waited
+					}
 				}
 			}
-			token, ok, err := c.tryLead(rctx, st)
+			var ok bool
+			var token int64
+			var err error
+			if move == moveLead {
+				token, ok, err = c.tryLead(rctx, &st)
+			} else {
+				claimed = true
+				ok, err = c.claimHeir(rctx, &st)
+			}
 			if err != nil {
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 					return nil, c.sessionErr("campaign", err)
 				}
 				if ctx.Err() != nil {
-					c.releaseUncertain()
+					if move == moveLead {
+						c.releaseUncertain()
+					}
 					return nil, ctx.Err()
 				}
 				if err := c.campaignDone(ctx); err != nil {
-					c.releaseUncertain()
+					if move == moveLead {
+						c.releaseUncertain()
+					}
 					return nil, err
 				}
 				c.log.Warn("campaign: transaction", "err", err)
@@ -132,14 +155,27 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				stale = true
 				continue
 			}
-			if ok {
+			if ok && move == moveLead {
+				if st.heirIs(c.lease) {
+					claimed = false // the transaction gave the heir's place up
+				}
 				return c.won(token)
 			}
-			// Somebody else changed the keys first: the watch brings the
-			// change.
+			// Claimed the heir's place, or somebody else moved first: st
+			// holds the state the transaction saw.
+			known = true
+			continue
+		}
+		if w != nil && w.all != first {
+			w.stop()
+			w = nil
 		}
 		if w == nil {
-			w = c.newWaiter(st.rev)
+			if first && !known {
+				stale = true // a watch of the leader key starts from a read of it
+				continue
+			}
+			w = c.newWaiter(st.rev, first)
 		}
 		if recount == nil {
 			recount = c.clk.NewTimer(c.recountDelay())
@@ -153,6 +189,8 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			return nil, err
 		}
 		switch what {
+		case wakeChanged:
+			known = known && w.all
 		case wakeStale:
 			stale = true
 		case wakeTurn:
@@ -166,6 +204,36 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 			}
 		}
 	}
+}
+
+// move is what a campaign does next.
+type move int
+
+const (
+	moveNone  move = iota // wait for a change
+	moveLead              // try to create the leader key
+	moveClaim             // try to take the heir's place
+)
+
+// first reports whether no other waiter goes before this member in st:
+// it holds the heir's place, or a switchover names it. Such a member
+// watches the leader key and tries without a herd delay.
+func (c *Coordinator) first(st electionState) bool {
+	return st.heirIs(c.lease) || (st.switchover != nil && string(st.switchover.Value) == c.cfg.ID)
+}
+
+// next returns what this member does in st. Only the first tries to lead
+// while another member holds the heir's place; any member tries when the
+// place is vacant (the leadership, if it is vacant as well, else the
+// place).
+func (c *Coordinator) next(st electionState) move {
+	switch {
+	case st.open(c.cfg.ID) && (c.first(st) || st.heir == nil):
+		return moveLead
+	case st.heir == nil && !st.open(c.cfg.ID):
+		return moveClaim
+	}
+	return moveNone
 }
 
 // recountDelay returns when a waiting campaign counts the member records
@@ -206,18 +274,20 @@ func (c *Coordinator) recount() {
 	}
 }
 
-// Spreading the herd: while the leadership is vacant, each campaign waits
-// a random delay in [0, herdWindow) before it sends its transaction, then
-// rechecks, and sends nothing if the recheck or its watch shows a new
-// leader. The window is herdPerMember per other member (at most
-// herdMaxWindow), so that about C/herdPerMember transactions reach etcd
-// per vacancy, C being the time one takes to commit, however large the
-// cluster (see the package comment). About herdAtOnce of the waiters do
-// not wait at all (each with probability herdAtOnce/others), so that a
-// vacancy is tried at once whatever the size of the cluster, and a
-// cluster of at most herdAtOnce+1 members has no window: the delay and the
-// recheck cost a handover more than a millisecond (1.3 ms of 3 ms between
-// two members, measured), and those few transactions cost etcd less.
+// Spreading the herd: while the heir's place is vacant (or the leadership
+// with nobody in that place), each campaign waits a random delay in
+// [0, herdWindow) before it sends its transaction, then rechecks, and
+// sends nothing if the recheck or its watch shows somebody moved. The
+// window is herdPerMember per other member (at most herdMaxWindow), so
+// that about C/herdPerMember transactions reach etcd per vacancy, C being
+// the time one takes to commit, however large the cluster (see the package
+// comment). About herdAtOnce of the waiters do not wait at all (each with
+// probability herdAtOnce/others), so that a vacancy is tried at once
+// whatever the size of the cluster, and a cluster of at most herdAtOnce+1
+// members has no window: the delay and the recheck cost more than a
+// millisecond (1.3 ms of a 3 ms handover between two members, measured
+// before the heir's place existed), and those few transactions cost etcd
+// less.
 const (
 	herdPerMember = 250 * time.Microsecond
 	herdMaxWindow = time.Minute
@@ -262,11 +332,7 @@ func (c *Coordinator) recheck(ctx context.Context, st *electionState) bool {
 	if err != nil || resp.Header.Revision <= st.rev {
 		return false
 	}
-	fresh := electionState{rev: resp.Header.Revision}
-	for _, kv := range resp.Kvs {
-		fresh.set(c.keys, string(kv.Key), kv)
-	}
-	*st = fresh
+	*st = c.stateOf(resp.Header.Revision, (*pb.RangeResponse)(resp))
 	return true
 }
 
@@ -295,10 +361,12 @@ func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
 }
 
 // electionState is what a campaign follows: the election and control keys
-// at one revision.
+// at one revision (a waiter that watches only the heir's place and the
+// control keys keeps the leader key as it last read it).
 type electionState struct {
 	rev        int64
 	leader     *mvccpb.KeyValue
+	heir       *mvccpb.KeyValue
 	pause      *mvccpb.KeyValue
 	switchover *mvccpb.KeyValue
 }
@@ -309,10 +377,31 @@ func (st *electionState) open(id string) bool {
 	return st.leader == nil && st.pause == nil && (st.switchover == nil || string(st.switchover.Value) == id)
 }
 
+// heirIs reports whether the session with this lease holds the heir's
+// place.
+func (st *electionState) heirIs(lease clientv3.LeaseID) bool {
+	return st.heir != nil && clientv3.LeaseID(st.heir.Lease) == lease
+}
+
+// readOp reads the election and control keys.
+func (c *Coordinator) readOp() clientv3.Op {
+	return clientv3.OpGet(c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))
+}
+
+// stateOf returns the state that a read of readOp's range at revision rev
+// returned.
+func (c *Coordinator) stateOf(rev int64, r *pb.RangeResponse) electionState {
+	st := electionState{rev: rev}
+	for _, kv := range r.GetKvs() {
+		st.set(c.keys, string(kv.Key), kv)
+	}
+	return st
+}
+
 // readElection reads the election and control keys and, if count, counts
 // the member records in the same read-only transaction (no raft write).
 func (c *Coordinator) readElection(ctx context.Context, count bool) (electionState, error) {
-	ops := []clientv3.Op{clientv3.OpGet(c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))}
+	ops := []clientv3.Op{c.readOp()}
 	if count {
 		ops = append(ops, clientv3.OpGet(c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly()))
 	}
@@ -323,14 +412,10 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 	if len(resp.Responses) != len(ops) {
 		return electionState{}, fmt.Errorf("read election: got %d responses; want %d", len(resp.Responses), len(ops))
 	}
-	st := electionState{rev: resp.Header.Revision}
 	if count {
 		c.counted.Store(resp.Responses[1].GetResponseRange().GetCount())
 	}
-	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
-		st.set(c.keys, string(kv.Key), kv)
-	}
-	return st, nil
+	return c.stateOf(resp.Header.Revision, resp.Responses[0].GetResponseRange()), nil
 }
 
 // set records kv (nil: deleted) as the value of key, if key is one of the
@@ -339,6 +424,8 @@ func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
 	switch key {
 	case k.leader:
 		st.leader = kv
+	case k.heir:
+		st.heir = kv
 	case k.pause:
 		st.pause = kv
 	case k.switchover:
@@ -346,27 +433,71 @@ func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
 	}
 }
 
-// tryLead creates the leader key if the state read still holds. It returns
-// the fencing token when it did.
-func (c *Coordinator) tryLead(ctx context.Context, st electionState) (int64, bool, error) {
-	var swRev int64
+// tryLead creates the leader key if the state read still holds (giving up
+// the heir's place if this member holds it). It returns the fencing token
+// when it did; when it did not, st holds the keys as the transaction saw
+// them.
+func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bool, error) {
+	var swRev, heirRev int64
 	if st.switchover != nil {
 		swRev = st.switchover.ModRevision
+	}
+	if st.heir != nil {
+		heirRev = st.heir.CreateRevision
 	}
 	ops := []clientv3.Op{clientv3.OpPut(c.keys.leader, c.cfg.ID, clientv3.WithLease(c.lease))}
 	if st.switchover != nil {
 		// The request is fulfilled by this term.
 		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
 	}
+	if st.heirIs(c.lease) {
+		ops = append(ops, clientv3.OpDelete(c.keys.heir))
+	}
 	resp, err := c.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(c.keys.leader), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
 		clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
-	).Then(ops...).Commit()
+		clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", heirRev),
+	).Then(ops...).Else(c.readOp()).Commit()
 	if err != nil {
 		return 0, false, err
 	}
+	if !resp.Succeeded {
+		*st = c.stateOf(resp.Header.Revision, resp.Responses[0].GetResponseRange())
+	}
 	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// claimHeir takes the heir's place if it is vacant, and reports whether it
+// did; st then holds the keys as the transaction saw them.
+func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, error) {
+	resp, err := c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", 0),
+	).Then(
+		clientv3.OpPut(c.keys.heir, c.cfg.ID, clientv3.WithLease(c.lease)), c.readOp(),
+	).Else(c.readOp()).Commit()
+	if err != nil {
+		return false, err
+	}
+	*st = c.stateOf(resp.Header.Revision, resp.Responses[len(resp.Responses)-1].GetResponseRange())
+	return resp.Succeeded, nil
+}
+
+// releaseHeir gives the heir's place up if this session holds it, so that a
+// campaign that ends without leading does not keep the others waiting
+// until its session ends.
+func (c *Coordinator) releaseHeir() {
+	if c.check("campaign") != nil {
+		return // the lease is revoked or dead, and the key with it
+	}
+	ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+	defer cancel()
+	_, err := c.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease),
+	).Then(clientv3.OpDelete(c.keys.heir)).Commit()
+	if err != nil && c.bg.Err() == nil {
+		c.log.Warn("campaign: give up the heir's place", "err", err)
+	}
 }
 
 // releaseUncertain deletes the leader key if a campaign request whose answer
@@ -401,18 +532,25 @@ func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
 	return l, nil
 }
 
-// waiter watches the election and control keys for a campaign.
+// waiter watches the election and control keys for a campaign: all of
+// them, or all but the leader key (a waiter that is not first wakes on a
+// vacant heir's place and on control requests only).
 type waiter struct {
 	c      *Coordinator
+	all    bool
 	cancel context.CancelFunc
 	ch     clientv3.WatchChan
 }
 
-func (c *Coordinator) newWaiter(rev int64) *waiter {
+func (c *Coordinator) newWaiter(rev int64, all bool) *waiter {
 	ctx, cancel := context.WithCancel(c.bg)
-	w := &waiter{c: c, cancel: cancel}
+	w := &waiter{c: c, all: all, cancel: cancel}
+	end := c.keys.waitEnd
+	if !all {
+		end = c.keys.heirEnd
+	}
 	w.ch = c.cli.Watch(clientv3.WithRequireLeader(ctx), c.keys.waitFrom,
-		clientv3.WithRange(c.keys.waitEnd), clientv3.WithRev(rev+1))
+		clientv3.WithRange(end), clientv3.WithRev(rev+1))
 	return w
 }
 

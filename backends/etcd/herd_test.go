@@ -42,11 +42,13 @@ func TestHerdWindow(t *testing.T) {
 }
 
 // countingClient returns a client of endpoint that counts the campaign
-// transactions it sends (those that put a key on success).
-func countingClient(t *testing.T, endpoint string, puts *atomic.Int64) *clientv3.Client {
+// transactions it sends (those that put a key on success) whose first put
+// is of a key that match accepts.
+func countingClient(t *testing.T, endpoint string, match func(key string) bool, puts *atomic.Int64) *clientv3.Client {
 	t.Helper()
 	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if r, ok := req.(*pb.TxnRequest); ok && len(r.Success) > 0 && r.Success[0].GetRequestPut() != nil {
+		if r, ok := req.(*pb.TxnRequest); ok && len(r.Success) > 0 && r.Success[0].GetRequestPut() != nil &&
+			match(string(r.Success[0].GetRequestPut().Key)) {
 			puts.Add(1)
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
@@ -80,7 +82,7 @@ func TestVacancySpreadsTheHerd(t *testing.T) {
 	)
 	e := etcdtest.Start(t)
 	var puts atomic.Int64
-	cli := countingClient(t, e.Endpoint(0), &puts)
+	cli := countingClient(t, e.Endpoint(0), func(string) bool { return true }, &puts)
 	cl := newCluster()
 	ctx, cancel := context.WithCancel(context.Background())
 	type win struct {

@@ -423,8 +423,10 @@ type keys struct {
 	base        string // <prefix>/<env>/<service>/
 	members     string
 	leader      string
+	heir        string
 	waitFrom    string // start of the range campaigns watch
 	waitEnd     string // its end
+	heirEnd     string // the end of the range without the leader key
 	pause       string
 	switchover  string
 	slots       string
@@ -437,8 +439,10 @@ func newKeys(prefix string, c coordinator.Cluster) keys {
 		base:        base,
 		members:     base + "members/",
 		leader:      base + "election/leader",
+		heir:        base + "election-heir", // outside election/: etcdctl elect -l shows the leader
 		waitFrom:    base + "control/",
 		waitEnd:     base + "election0", // '0' follows '/': the end of election/
+		heirEnd:     base + "election/", // control/..., election-heir
 		pause:       base + "control/pause",
 		switchover:  base + "control/switchover",
 		slots:       base + "slots/",

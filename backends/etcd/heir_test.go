@@ -1,0 +1,183 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ccctl/ccctl/backends/etcd"
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
+)
+
+// heirKey returns the key of cl's heir's place.
+func heirKey(cl coordinator.Cluster) string {
+	return fmt.Sprintf("/ccctl/%s/%s/election-heir", cl.Environment, cl.Service)
+}
+
+// heirOf returns the id of the member in cl's heir's place ("" if none).
+func heirOf(t *testing.T, cli *clientv3.Client, cl coordinator.Cluster) string {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), heirKey(cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+// TestOnlyTheHeirTriesOnAVacancy: of the members waiting, one holds the
+// heir's place, and only it sends a transaction to lead when the leader
+// resigns; it wins. The others wake for the heir's place it leaves.
+func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	var leads atomic.Int64
+	cli := countingClient(t, e.Endpoint(0), func(key string) bool { return strings.HasSuffix(key, "/election/leader") }, &leads)
+	ids := []string{"a", "b", "c", "d", "e"}
+	cs := map[string]*etcd.Coordinator{}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		c, err := etcd.NewWithClient(ctx, cli, etcd.Config{Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()})
+		if err == nil {
+			err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
+		}
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs[id] = c
+	}
+	la := lead(t, cs["a"])
+	waits := map[string]<-chan result{}
+	for _, id := range ids[1:] {
+		waits[id] = campaign(t, context.Background(), cs[id])
+	}
+	reader := etcdtest.NewClient(t, e.Endpoint(0))
+	var heir string
+	testutil.Eventually(t, waitTimeout, "a member in the heir's place", func() bool {
+		heir = heirOf(t, reader, cl)
+		return heir != ""
+	})
+	before := leads.Load()
+	if err := la.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := waitWon(t, waits[heir], heir, waitTimeout)
+	if got := leads.Load() - before; got != 1 {
+		t.Errorf("%d transactions to lead after the resignation; want 1 (the heir's)", got)
+	}
+	// The place it left is taken by one of the others.
+	testutil.Eventually(t, waitTimeout, "a new heir", func() bool {
+		h := heirOf(t, reader, cl)
+		return h != "" && h != heir
+	})
+	wantLeader(t, cs["a"], heir, r.l.Token())
+}
+
+// TestCancelledCampaignLeavesTheHeirsPlace: a campaign that ends without
+// leading gives the heir's place up at once (its session lives on), so
+// that the next vacancy goes to a member still campaigning.
+func TestCancelledCampaignLeavesTheHeirsPlace(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	a := open(t, cl, "a", e.Endpoint(0))
+	b := open(t, cl, "b", e.Endpoint(0))
+	c := open(t, cl, "c", e.Endpoint(0))
+	reader := etcdtest.NewClient(t, e.Endpoint(0))
+	la := lead(t, a)
+	ctx, cancel := context.WithCancel(context.Background())
+	chB := campaign(t, ctx, b)
+	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
+	cancel()
+	if r := <-chB; r.err == nil {
+		t.Fatal("b's cancelled campaign won")
+	}
+	if h := heirOf(t, reader, cl); h != "" {
+		t.Fatalf("after b's campaign returned, %q holds the heir's place; want nobody", h)
+	}
+	chC := campaign(t, context.Background(), c)
+	testutil.Eventually(t, waitTimeout, "c in the heir's place", func() bool { return heirOf(t, reader, cl) == "c" })
+	if err := la.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitWon(t, chC, "c", waitTimeout)
+}
+
+// TestSwitchoverToAWaitingMember: a switchover may name a member that waits
+// without the heir's place (and so without watching the leader key); it
+// takes over when the leader resigns, and the heir does not.
+func TestSwitchoverToAWaitingMember(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	a := open(t, cl, "a", e.Endpoint(0))
+	b := open(t, cl, "b", e.Endpoint(0))
+	c := open(t, cl, "c", e.Endpoint(0))
+	reader := etcdtest.NewClient(t, e.Endpoint(0))
+	la := lead(t, a)
+	chB := campaign(t, context.Background(), b)
+	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
+	chC := campaign(t, context.Background(), c)
+	if _, err := a.Switchover(context.Background(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lc := waitWon(t, chC, "c", waitTimeout)
+	wantLeader(t, a, "c", lc.l.Token())
+	select {
+	case r := <-chB:
+		t.Fatalf("the heir b returned from its campaign (%v) while c leads", r.err)
+	default:
+	}
+}
+
+// wantLeader fails t unless m reads id as the leader with token.
+func wantLeader(t *testing.T, m coordinator.Coordinator, id string, token int64) {
+	t.Helper()
+	got, err := m.Leader(context.Background())
+	if err != nil || got.ID != id || got.Token != token {
+		t.Fatalf("Leader() = %+v, %v; want %s with token %d", got, err, id, token)
+	}
+}
+
+// TestSwitchoverAfterAVacancy: a member waiting without the heir's place
+// does not follow the leader key; when a switchover names it after the
+// leadership fell vacant (here while the cluster was paused), it reads the
+// key again instead of trusting the leader it read last.
+func TestSwitchoverAfterAVacancy(t *testing.T) {
+	e := etcdtest.Start(t)
+	cl := newCluster()
+	a := open(t, cl, "a", e.Endpoint(0))
+	b := open(t, cl, "b", e.Endpoint(0))
+	c := open(t, cl, "c", e.Endpoint(0))
+	reader := etcdtest.NewClient(t, e.Endpoint(0))
+	la := lead(t, a)
+	campaign(t, context.Background(), b)
+	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
+	chC := campaign(t, context.Background(), c)
+	ctx := context.Background()
+	if err := a.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Switchover(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lc := waitWon(t, chC, "c", waitTimeout)
+	wantLeader(t, a, "c", lc.l.Token())
+}
