@@ -2,10 +2,13 @@ package etcd_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 // TestEtcdFollowerStopped stops one etcd member that is not the raft
@@ -70,6 +73,58 @@ func TestEtcdLeaderStopped(t *testing.T) {
 	case <-quiet.C:
 		if got := leaderOf(t, b); got.ID != "a" || got.Token != la.Token() {
 			t.Fatalf("leader = %+v; want a with token %d", got, la.Token())
+		}
+	}
+}
+
+// TestKeepAliveGoesToTheEtcdLeader: a session given every endpoint of a
+// 3-member etcd keeps its lease alive through etcd's leader (a follower
+// would forward every renewal to it), and after the leader stopped, through
+// the new one.
+func TestKeepAliveGoesToTheEtcdLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3-member etcd cluster: not in -short")
+	}
+	e := etcdtest.StartCluster(t, 3)
+	// Several sessions, each on a client of its own: the client spreads
+	// new streams over the endpoints, so that one of them could reach the
+	// leader by chance.
+	cl := newCluster()
+	var ms []*etcd.Coordinator
+	for i := range 6 {
+		ms = append(ms, open(t, cl, fmt.Sprintf("m%d", i), e.Endpoints()...))
+	}
+	renewedBy := func(id uint64) bool {
+		for _, m := range ms {
+			if etcd.RenewedBy(m) != id {
+				return false
+			}
+		}
+		return true
+	}
+	cli := etcdtest.NewClient(t, e.Endpoints()...)
+	// leaderID returns the member id of etcd's leader as endpoint i sees it.
+	leaderID := func(i int) uint64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := cli.Status(ctx, e.Endpoint(i))
+		if err != nil {
+			t.Fatalf("status of etcd member %d: %v", i, err)
+		}
+		return st.Leader
+	}
+	leader := e.Leader(t)
+	want := leaderID(leader)
+	testutil.Eventually(t, waitTimeout, "renewals answered by etcd's leader", func() bool { return renewedBy(want) })
+	e.Stop(leader)
+	other := (leader + 1) % e.Size()
+	testutil.Eventually(t, waitTimeout, "renewals answered by etcd's new leader", func() bool {
+		id := leaderID(other)
+		return id != 0 && id != want && renewedBy(id)
+	})
+	for _, m := range ms {
+		if err := m.Err(); err != nil {
+			t.Fatalf("session of %s ended: %v", m.ID(), err)
 		}
 	}
 }

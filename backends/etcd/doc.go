@@ -64,7 +64,19 @@
 // What is not guaranteed: a frozen process acts on Done only when it runs
 // again (fencing tokens cover that); the guarantee assumes the local
 // monotonic clock and the server's run at about the same rate, the
-// difference being absorbed by Margin. A lost session is not renewed: the
+// difference being absorbed by Margin.
+//
+// Given several endpoints, the sessions of one client send their
+// keep-alives to etcd's leader on a connection of their own (found with a
+// Status request to each endpoint, looked for again when an answer comes
+// from a newer raft term or a stream there breaks): a follower forwards
+// each renewal to the leader as an HTTP request (with 20 000 sessions on
+// three etcd 3.4 members, 29 % of the leader's CPU went to serving them,
+// besides the followers' cost of sending them). A new stream starts on the client's
+// own connection and moves once a stream to the leader is open, so the
+// preference never stands between a session and a live endpoint.
+//
+// A lost session is not renewed: the
 // caller opens a new Coordinator to rejoin. With authentication on, etcd's
 // client authenticates again whenever a stream opens (bcrypt on the
 // server), so sessions that reconnect at once cost etcd CPU in proportion.

@@ -23,3 +23,7 @@ func SetRecount(c *Coordinator, minDelay, maxDelay time.Duration) {
 // MembersCounted returns the latest count of member records c's campaigns
 // made.
 func MembersCounted(c *Coordinator) int64 { return c.counted.Load() }
+
+// RenewedBy returns the id of the etcd member that answered c's latest
+// keep-alive request.
+func RenewedBy(c *Coordinator) uint64 { return c.renewedBy.Load() }

@@ -38,6 +38,7 @@ type Coordinator struct {
 	log        *slog.Logger
 	clk        clock.Clock
 	keys       keys
+	link       *leaderLink // where keep-alive streams go (see leaderlink.go)
 
 	// bg is cancelled when the session ends; the session's own requests
 	// (keep-alives, leadership monitors, watches) run under it.
@@ -59,6 +60,7 @@ type Coordinator struct {
 	recountMin, recountMax time.Duration
 	counted                atomic.Int64
 	counting               atomic.Bool
+	renewedBy              atomic.Uint64 // the etcd member that answered the latest keep-alive
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives
@@ -117,6 +119,7 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 		herdMax:       herdMaxWindow,
 		recountMin:    recountMin,
 		recountMax:    recountMax,
+		link:          acquireLink(cli),
 	}
 	gctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -125,7 +128,7 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 	// a while (with authentication, the client authenticates again), and
 	// the lease's clock starts with the grant.
 	streams := new(sync.WaitGroup)
-	ks := c.openStream(streams)
+	ks := c.openStream(streams, nil, 0)
 	select {
 	case <-ks.ready:
 	case <-gctx.Done():
@@ -135,6 +138,7 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 	if err != nil {
 		c.cancel()
 		streams.Wait()
+		c.link.release()
 		return nil, fmt.Errorf("open session of %s: %w", cfg.ID, unavailable(cli.Endpoints(), err))
 	}
 	c.lease = resp.ID
@@ -200,13 +204,19 @@ func (c *Coordinator) check(op string) error {
 // keepAlive sends a keep-alive request every RenewInterval on a
 // keep-alive stream of its own, opening a new stream when the last one
 // broke. Requests and answers on one stream are in order, so each answer
-// is matched with the send time of the oldest unanswered request.
+// is matched with the send time of the oldest unanswered request. When the
+// leader link knows etcd's leader and the stream is elsewhere, it opens a
+// stream to the leader and moves to it once it is open.
 func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 	defer c.wg.Done()
 	defer streams.Wait()
+	var next *kaStream // opening on the leader's connection
+	waited := 0        // renewals sent while next was opening
 	defer func() {
-		if ks != nil {
-			ks.cancel()
+		for _, s := range []*kaStream{ks, next} {
+			if s != nil {
+				s.cancel()
+			}
 		}
 	}()
 	t := c.clk.NewTimer(c.cfg.RenewInterval)
@@ -222,8 +232,37 @@ func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 			ks.cancel()
 			ks = nil
 		}
-		if ks == nil {
-			ks = c.openStream(streams)
+		conn, term := c.link.get()
+		if next != nil {
+			select {
+			case <-next.ready:
+				if next.broken() {
+					next.cancel()
+				} else {
+					if ks != nil {
+						ks.cancel()
+					}
+					ks = next
+				}
+				next = nil
+			default:
+				// Opening waits for a connection, for ever if the
+				// endpoint is gone: give up after a few renewals.
+				if waited++; waited > 2 {
+					next.cancel()
+					c.link.broken(next.conn)
+					next = nil
+				}
+			}
+		}
+		switch {
+		case ks == nil:
+			// A new stream starts on the client's connection, which
+			// reaches every endpoint; it moves to the leader's once a
+			// stream there is open.
+			ks = c.openStream(streams, nil, 0)
+		case conn != nil && ks.conn != conn && next == nil:
+			next, waited = c.openStream(streams, conn, term), 0
 		}
 		ks.send(c)
 	}
@@ -233,7 +272,8 @@ func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 // requests.
 type kaStream struct {
 	cancel context.CancelFunc
-	ready  chan struct{} // closed once the stream is open or failed to open
+	ready  chan struct{}    // closed once the stream is open or failed to open
+	conn   *grpc.ClientConn // the leader link's connection; nil: the client's
 
 	mu     sync.Mutex
 	stream pb.Lease_LeaseKeepAliveClient // nil while opening
@@ -241,18 +281,23 @@ type kaStream struct {
 	err    error // set when the stream broke
 }
 
-// openStream opens a keep-alive stream in a goroutine (opening waits for a
-// connection) that then receives its answers until it breaks.
-func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
+// openStream opens a keep-alive stream on conn (nil: the client's
+// connection) in a goroutine (opening waits for a connection) that then
+// receives its answers until it breaks. term is the raft term in which
+// conn's endpoint was found leading.
+func (c *Coordinator) openStream(wg *sync.WaitGroup, conn *grpc.ClientConn, term uint64) *kaStream {
 	ctx, cancel := context.WithCancel(c.bg)
-	ks := &kaStream{cancel: cancel, ready: make(chan struct{})}
+	ks := &kaStream{cancel: cancel, ready: make(chan struct{}), conn: conn}
+	if conn == nil {
+		conn = c.cli.ActiveConnection()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer cancel()
-		stream, err := pb.NewLeaseClient(c.cli.ActiveConnection()).LeaseKeepAlive(ctx, grpc.WaitForReady(true))
+		stream, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx, grpc.WaitForReady(true))
 		if err != nil {
-			ks.fail(c, err)
+			ks.fail(c, err, ctx.Err() != nil)
 			close(ks.ready)
 			return
 		}
@@ -264,7 +309,7 @@ func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
-				ks.fail(c, err)
+				ks.fail(c, err, ctx.Err() != nil)
 				return
 			}
 			ks.mu.Lock()
@@ -280,16 +325,25 @@ func (c *Coordinator) openStream(wg *sync.WaitGroup) *kaStream {
 				return
 			}
 			c.extend(sent, resp.TTL)
+			if resp.Header != nil {
+				c.renewedBy.Store(resp.Header.MemberId)
+			}
+			if ks.conn != nil && resp.Header != nil && resp.Header.RaftTerm > term {
+				c.link.seen(resp.Header.RaftTerm)
+			}
 		}
 	}()
 	return ks
 }
 
-func (ks *kaStream) fail(c *Coordinator, err error) {
+// fail records that the stream broke; cancelled says it was closed on
+// purpose (replaced, or the session ended).
+func (ks *kaStream) fail(c *Coordinator, err error, cancelled bool) {
 	ks.mu.Lock()
 	ks.err = err
 	ks.mu.Unlock()
-	if c.bg.Err() == nil {
+	if !cancelled {
+		c.link.broken(ks.conn)
 		c.log.Warn("keep-alive stream broke", "err", err)
 	}
 }
@@ -410,6 +464,7 @@ func (c *Coordinator) Close() error {
 		}
 		c.timer.Stop()
 		c.wg.Wait()
+		c.link.release()
 		if c.ownsClient {
 			c.cli.Close()
 		}
