@@ -252,7 +252,7 @@ func (r *report) handover(t *testing.T) []Row {
 	// The steps of a handover, on the same clock: the old service gets
 	// SIGTERM, the leader key is deleted (resign) and created again
 	// (election), both as seen by a watch of the driver.
-	key := "/ccctl/bench/" + svc + "/election/leader"
+	key := "/ccctl/bench/" + svc + "/election/"
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type keyEvent struct {
@@ -260,7 +260,7 @@ func (r *report) handover(t *testing.T) []Row {
 		at  int64
 	}
 	keyEvents := make(chan keyEvent, 16)
-	wch := r.cli.Watch(wctx, key)
+	wch := r.cli.Watch(wctx, key, clientv3.WithPrefix())
 	go func() {
 		for resp := range wch {
 			now := mono()
@@ -497,11 +497,11 @@ func (r *report) partition(t *testing.T, ttl time.Duration, svc string) []Row {
 		b := startMember(t, r.b, r.spec(fmt.Sprintf("b%d", i), svc, ttl))
 		waitStamp(t, []*member{b}, "service", 0, 30*time.Second)
 
-		key := "/ccctl/bench/" + svc + "/election/leader"
+		key := "/ccctl/bench/" + svc + "/election/"
 		wctx, cancel := context.WithCancel(context.Background())
 		var deleted, created int64
 		watched := make(chan struct{})
-		wch := r.cli.Watch(wctx, key)
+		wch := r.cli.Watch(wctx, key, clientv3.WithPrefix())
 		go func() {
 			defer close(watched)
 			for resp := range wch {

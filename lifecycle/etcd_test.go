@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/etcdtest"
@@ -78,7 +80,7 @@ func TestEtcdLeadershipLost(t *testing.T) {
 			waitFile(t, starts)
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
-			if _, err := cli.Delete(ctx, "/ccctl/test/"+service+"/election/leader"); err != nil {
+			if _, err := cli.Delete(ctx, "/ccctl/test/"+service+"/election/", clientv3.WithPrefix()); err != nil {
 				t.Fatalf("delete leader key: %v", err)
 			}
 			if tc.action == lifecycle.LeadershipLostExit {

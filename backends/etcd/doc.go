@@ -6,8 +6,9 @@
 // Under <prefix>/<environment>/<service>/ (prefix defaults to /ccctl):
 //
 //	members/<id>          the member's JSON record, bound to its lease
-//	election/leader       the leader's id, bound to the leader's lease; the
+//	election/<id>         the leader's id, bound to the leader's lease; the
 //	                      revision that created it is the fencing token
+//	                      (one such key at most)
 //	election-heir         the id of the waiting member that tries first on
 //	                      a vacancy, bound to its lease (outside election/,
 //	                      so that etcdctl sees only the leader there)
@@ -17,20 +18,27 @@
 //	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to a
 //	                      lease of the retention time
 //
-// The election is one key, so `etcdctl elect -l <prefix>/<env>/<service>/election`
-// prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`
+// The leader's key is the only key under election/, so `etcdctl elect -l
+// <prefix>/<env>/<service>/election` prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`
 // the records.
 //
 // # Election
 //
 // A campaign reads the election and control keys. When the leadership is
 // vacant, the cluster not paused and no switchover names another member,
-// it creates the leader key in a transaction that repeats those conditions
-// (leader key absent, pause absent, switchover unchanged, heir's place
-// unchanged). Of the members waiting, one holds the heir's place (the key
-// election-heir, bound to its lease): it alone watches the leader key and
-// tries at once on a vacancy, with a transaction that also gives the place
-// up. The others watch only the heir's place and the control keys, so a
+// it creates its leader key in a transaction that repeats those conditions
+// (no key under election/, pause absent, switchover unchanged, heir's
+// place unchanged). Of the members waiting, one holds the heir's place (the
+// key election-heir, bound to its lease): it alone watches the leader key
+// and tries at once on a vacancy, with a transaction that also gives the
+// place up. A leader that resigns hands over to it directly: one
+// transaction deletes the leader's key and creates the heir's (bound to
+// the heir's lease, so the new term has a new token) and empties the
+// place, if the place, the pause and the switchover request are as the
+// leader last saw them; the heir learns that it leads from its watch, so a
+// graceful handover costs one write and one watch event, where etcd's
+// concurrency.Election needs a read by the next in line besides. A
+// campaign that ends as it is handed the leadership deletes the key. The others watch only the heir's place and the control keys, so a
 // vacancy wakes one member, as the next in line of etcd's
 // concurrency.Election; when the place falls vacant (its holder won, left,
 // or stopped campaigning, which gives it up at once) they race to take it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,7 @@ const retryDelay = 100 * time.Millisecond
 // ctx.Err(), and removes the leader key if a request in flight created it),
 // or the session ends (coordinator.ErrSessionClosed). See the package
 // comment for the algorithm.
-func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, error) {
+func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, err error) {
 	if err := c.check("campaign"); err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 	var recount clock.Timer // when to count the member records again
 	ready := false          // the turn has come
 	delayed := false        // it came after a herd delay
-	claimed := false        // a claim of the heir's place was sent: give it up on return
+	claimed := false        // a claim of the heir's place was sent: give it up unless leading
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -60,7 +61,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		if recount != nil {
 			recount.Stop()
 		}
-		if claimed {
+		if claimed && err != nil {
 			c.releaseHeir()
 		}
 	}()
@@ -156,9 +157,6 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 				continue
 			}
 			if ok && move == moveLead {
-				if st.heirIs(c.lease) {
-					claimed = false // the transaction gave the heir's place up
-				}
 				return c.won(token)
 			}
 			// Claimed the heir's place, or somebody else moved first: st
@@ -421,9 +419,16 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 // set records kv (nil: deleted) as the value of key, if key is one of the
 // keys a campaign follows.
 func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
+	switch {
+	case strings.HasPrefix(key, k.leaders):
+		// At most one leader key exists; the events of a handover delete
+		// one and create another in one revision.
+		if kv != nil || (st.leader != nil && string(st.leader.Key) == key) {
+			st.leader = kv
+		}
+		return
+	}
 	switch key {
-	case k.leader:
-		st.leader = kv
 	case k.heir:
 		st.heir = kv
 	case k.pause:
@@ -445,7 +450,7 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 	if st.heir != nil {
 		heirRev = st.heir.CreateRevision
 	}
-	ops := []clientv3.Op{clientv3.OpPut(c.keys.leader, c.cfg.ID, clientv3.WithLease(c.lease))}
+	ops := []clientv3.Op{clientv3.OpPut(c.keys.leaderOf(c.cfg.ID), c.cfg.ID, clientv3.WithLease(c.lease))}
 	if st.switchover != nil {
 		// The request is fulfilled by this term.
 		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
@@ -454,7 +459,7 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 		ops = append(ops, clientv3.OpDelete(c.keys.heir))
 	}
 	resp, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(c.keys.leader), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(c.keys.leaders), "=", 0).WithPrefix(),
 		clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
 		clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
 		clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", heirRev),
@@ -485,16 +490,21 @@ func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, e
 
 // releaseHeir gives the heir's place up if this session holds it, so that a
 // campaign that ends without leading does not keep the others waiting
-// until its session ends.
+// until its session ends; and the leader key, if a resigning leader handed
+// the leadership over to this member as its campaign ended.
 func (c *Coordinator) releaseHeir() {
 	if c.check("campaign") != nil {
-		return // the lease is revoked or dead, and the key with it
+		return // the lease is revoked or dead, and the keys with it
 	}
 	ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
 	defer cancel()
-	_, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease),
-	).Then(clientv3.OpDelete(c.keys.heir)).Commit()
+	own := c.keys.leaderOf(c.cfg.ID)
+	_, err := c.cli.Txn(ctx).Then(
+		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease)},
+			[]clientv3.Op{clientv3.OpDelete(c.keys.heir)}, nil),
+		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(own), "=", c.lease)},
+			[]clientv3.Op{clientv3.OpDelete(own)}, nil),
+	).Commit()
 	if err != nil && c.bg.Err() == nil {
 		c.log.Warn("campaign: give up the heir's place", "err", err)
 	}
@@ -506,8 +516,8 @@ func (c *Coordinator) releaseUncertain() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
 	defer cancel()
 	_, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.LeaseValue(c.keys.leader), "=", c.lease),
-	).Then(clientv3.OpDelete(c.keys.leader)).Commit()
+		clientv3.Compare(clientv3.LeaseValue(c.keys.leaderOf(c.cfg.ID)), "=", c.lease),
+	).Then(clientv3.OpDelete(c.keys.leaderOf(c.cfg.ID))).Commit()
 	if err != nil {
 		c.log.Warn("campaign: release after cancellation", "err", err)
 	}
@@ -614,6 +624,7 @@ type leadership struct {
 	once sync.Once
 	mu   sync.Mutex
 	err  error
+	view electionState // the keys as the monitor last saw them (rev 0: not yet)
 }
 
 // Token returns the term's fencing token: the etcd revision that created the
@@ -665,7 +676,10 @@ func (l *leadership) Resign(ctx context.Context) error {
 	if l.c.check("resign") != nil {
 		return nil // the lease is revoked or dead, and the key with it
 	}
-	if err := l.c.release(ctx, l.token); err != nil {
+	l.mu.Lock()
+	view := l.view
+	l.mu.Unlock()
+	if err := l.c.release(ctx, l.token, view); err != nil {
 		// The key would stay as long as the session lives: keep trying.
 		l.c.spawn(func() { l.c.releaseLater(l.token) })
 		return fmt.Errorf("resign %s (token %d): %w", l.c.cfg.ID, l.token, err)
@@ -673,11 +687,45 @@ func (l *leadership) Resign(ctx context.Context) error {
 	return nil
 }
 
-// release deletes the leader key if the term token created it.
-func (c *Coordinator) release(ctx context.Context, token int64) error {
+// release deletes the leader key if the term token created it. If view
+// (the keys as the term's monitor saw them) shows a member in the heir's
+// place that may lead (not paused, no switchover naming another), the same
+// transaction creates that member's leader key, bound to its lease, and
+// empties the place: the heir learns that it leads from its watch, and no
+// member makes a request between the two terms. When the place changed
+// since, or the heir's lease is gone, the key is only deleted.
+func (c *Coordinator) release(ctx context.Context, token int64, view electionState) error {
+	own := c.keys.leaderOf(c.cfg.ID)
+	if h := view.heir; h != nil && view.pause == nil && string(h.Value) != c.cfg.ID &&
+		(view.switchover == nil || string(view.switchover.Value) == string(h.Value)) {
+		var swRev int64
+		ops := []clientv3.Op{
+			clientv3.OpDelete(own),
+			clientv3.OpPut(c.keys.leaderOf(string(h.Value)), string(h.Value), clientv3.WithLease(clientv3.LeaseID(h.Lease))),
+			clientv3.OpDelete(c.keys.heir),
+		}
+		if view.switchover != nil {
+			swRev = view.switchover.ModRevision
+			ops = append(ops, clientv3.OpDelete(c.keys.switchover)) // fulfilled
+		}
+		resp, err := c.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(own), "=", token),
+			clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", h.CreateRevision),
+			clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
+		).Then(ops...).Commit()
+		switch {
+		case err == nil && resp.Succeeded:
+			c.log.Info("leadership handed over", "token", token, "to", string(h.Value))
+			return nil
+		case err != nil && ctx.Err() != nil:
+			return err
+		}
+		// The place changed, or the heir's lease is gone.
+	}
 	_, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(c.keys.leader), "=", token),
-	).Then(clientv3.OpDelete(c.keys.leader)).Commit()
+		clientv3.Compare(clientv3.CreateRevision(own), "=", token),
+	).Then(clientv3.OpDelete(own)).Commit()
 	return err
 }
 
@@ -688,7 +736,7 @@ func (c *Coordinator) releaseLater(token int64) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
-		err := c.release(ctx, token)
+		err := c.release(ctx, token, electionState{})
 		cancel()
 		if err == nil {
 			return
@@ -710,31 +758,30 @@ func (c *Coordinator) ended(token int64) bool {
 }
 
 // monitor ends the term when its leader key is deleted or replaced by
-// anything but this term (an operator, a bug elsewhere).
+// anything but this term (an operator, a bug elsewhere), and keeps the
+// view of the heir's place and the control keys that Resign hands over by.
 func (l *leadership) monitor(ctx context.Context) {
 	c := l.c
 	defer c.wg.Done()
-	rev := l.token
+	own := c.keys.leaderOf(c.cfg.ID)
+	// follow ends the term unless st shows its key, else keeps st as the
+	// view.
+	follow := func(st electionState) bool {
+		if st.leader == nil || string(st.leader.Key) != own || st.leader.CreateRevision != l.token {
+			if l.detach(coordinator.ErrLeadershipLost) {
+				c.log.Error("leadership lost", "token", l.token, "reason", "leader key deleted or replaced")
+			}
+			return false
+		}
+		l.mu.Lock()
+		l.view = st
+		l.mu.Unlock()
+		return true
+	}
 	for ctx.Err() == nil {
-		wch := c.cli.Watch(ctx, c.keys.leader, clientv3.WithRev(rev+1))
-		for resp := range wch {
-			if resp.CompactRevision != 0 || resp.Err() != nil {
-				break
-			}
-			for _, ev := range resp.Events {
-				if ev.Type == mvccpb.DELETE || ev.Kv.CreateRevision != l.token {
-					if l.detach(coordinator.ErrLeadershipLost) {
-						c.log.Error("leadership lost", "token", l.token, "reason", "leader key deleted or replaced")
-					}
-					return
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		// The watch ended (compaction, error): check the key as it is now.
-		resp, err := c.cli.Get(ctx, c.keys.leader)
+		// Read the keys, then follow them from there; again when the watch
+		// ends (compaction, error).
+		resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -742,12 +789,26 @@ func (l *leadership) monitor(ctx context.Context) {
 			_ = c.backoff(ctx, retryDelay) // the loop checks ctx
 			continue
 		}
-		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != l.token {
-			if l.detach(coordinator.ErrLeadershipLost) {
-				c.log.Error("leadership lost", "token", l.token, "reason", "leader key deleted or replaced")
-			}
+		st := c.stateOf(resp.Header.Revision, (*pb.RangeResponse)(resp))
+		if !follow(st) {
 			return
 		}
-		rev = resp.Header.Revision
+		wch := c.cli.Watch(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd), clientv3.WithRev(st.rev+1))
+		for wr := range wch {
+			if wr.CompactRevision != 0 || wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				kv := ev.Kv
+				if ev.Type == mvccpb.DELETE {
+					kv = nil
+				}
+				st.set(c.keys, string(ev.Kv.Key), kv)
+				st.rev = ev.Kv.ModRevision
+			}
+			if !follow(st) {
+				return
+			}
+		}
 	}
 }

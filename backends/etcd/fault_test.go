@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/ccctl/ccctl/backends/etcd"
@@ -255,7 +256,7 @@ func TestOperatorDeletesLeaderKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	untilEvent(t, ch, coordinator.EventLeaderChanged)
-	if _, err := direct.Delete(ctx, "/ccctl/"+cl.Environment+"/"+cl.Service+"/election/leader"); err != nil {
+	if _, err := direct.Delete(ctx, "/ccctl/"+cl.Environment+"/"+cl.Service+"/election/", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
 	select {

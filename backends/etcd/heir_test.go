@@ -34,13 +34,15 @@ func heirOf(t *testing.T, cli *clientv3.Client, cl coordinator.Cluster) string {
 }
 
 // TestOnlyTheHeirTriesOnAVacancy: of the members waiting, one holds the
-// heir's place, and only it sends a transaction to lead when the leader
-// resigns; it wins. The others wake for the heir's place it leaves.
+// heir's place. A resigning leader hands over to it in its own
+// transaction (no member sends one to lead); when the leader key goes
+// otherwise (here an operator deletes it), only the heir sends a
+// transaction to lead, and wins. The others wake for the place it leaves.
 func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
 	e := etcdtest.Start(t)
 	cl := newCluster()
 	var leads atomic.Int64
-	cli := countingClient(t, e.Endpoint(0), func(key string) bool { return strings.HasSuffix(key, "/election/leader") }, &leads)
+	cli := countingClient(t, e.Endpoint(0), func(key string) bool { return strings.Contains(key, "/election/") }, &leads)
 	ids := []string{"a", "b", "c", "d", "e"}
 	cs := map[string]*etcd.Coordinator{}
 	for _, id := range ids {
@@ -62,25 +64,41 @@ func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
 		waits[id] = campaign(t, context.Background(), cs[id])
 	}
 	reader := etcdtest.NewClient(t, e.Endpoint(0))
-	var heir string
-	testutil.Eventually(t, waitTimeout, "a member in the heir's place", func() bool {
-		heir = heirOf(t, reader, cl)
-		return heir != ""
-	})
+	// waitHeir returns the member in the heir's place once there is one
+	// other than not.
+	waitHeir := func(not string) string {
+		t.Helper()
+		var heir string
+		testutil.Eventually(t, waitTimeout, "a member in the heir's place", func() bool {
+			heir = heirOf(t, reader, cl)
+			return heir != "" && heir != not
+		})
+		return heir
+	}
+	heir := waitHeir("")
 	before := leads.Load()
 	if err := la.Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	r := waitWon(t, waits[heir], heir, waitTimeout)
-	if got := leads.Load() - before; got != 1 {
-		t.Errorf("%d transactions to lead after the resignation; want 1 (the heir's)", got)
+	if got := leads.Load() - before; got != 0 {
+		t.Errorf("%d transactions to lead after the resignation; want 0 (handed over)", got)
 	}
-	// The place it left is taken by one of the others.
-	testutil.Eventually(t, waitTimeout, "a new heir", func() bool {
-		h := heirOf(t, reader, cl)
-		return h != "" && h != heir
-	})
 	wantLeader(t, cs["a"], heir, r.l.Token())
+	if r.l.Token() <= la.Token() {
+		t.Errorf("token after the handover %d; want > %d", r.l.Token(), la.Token())
+	}
+
+	next := waitHeir(heir)
+	before = leads.Load()
+	if _, err := reader.Delete(context.Background(), fmt.Sprintf("/ccctl/%s/%s/election/", cl.Environment, cl.Service), clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := waitWon(t, waits[next], next, waitTimeout)
+	if got := leads.Load() - before; got != 1 {
+		t.Errorf("%d transactions to lead after the leader key was deleted; want 1 (the heir's)", got)
+	}
+	wantLeader(t, cs["a"], next, r2.l.Token())
 }
 
 // TestCancelledCampaignLeavesTheHeirsPlace: a campaign that ends without

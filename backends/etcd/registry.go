@@ -73,7 +73,9 @@ func (c *Coordinator) Leader(ctx context.Context) (coordinator.Leader, error) {
 	if err := c.check("leader"); err != nil {
 		return coordinator.Leader{}, err
 	}
-	resp, err := c.cli.Get(ctx, c.keys.leader)
+	// At most one key exists under election/; the oldest, as etcdctl
+	// elect -l reads it, if a bug or an operator made another.
+	resp, err := c.cli.Get(ctx, c.keys.leaders, clientv3.WithFirstCreate()...)
 	if err != nil {
 		return coordinator.Leader{}, c.sessionErr("leader", err)
 	}

@@ -477,7 +477,7 @@ func (c *Coordinator) Close() error {
 type keys struct {
 	base        string // <prefix>/<env>/<service>/
 	members     string
-	leader      string
+	leaders     string // election/: the leader's key is election/<id>
 	heir        string
 	waitFrom    string // start of the range campaigns watch
 	waitEnd     string // its end
@@ -493,17 +493,20 @@ func newKeys(prefix string, c coordinator.Cluster) keys {
 	return keys{
 		base:        base,
 		members:     base + "members/",
-		leader:      base + "election/leader",
+		leaders:     base + "election/",
 		heir:        base + "election-heir", // outside election/: etcdctl elect -l shows the leader
 		waitFrom:    base + "control/",
 		waitEnd:     base + "election0", // '0' follows '/': the end of election/
-		heirEnd:     base + "election/", // control/..., election-heir
+		heirEnd:     base + "election/", // control/..., election-heir: no leader key
 		pause:       base + "control/pause",
 		switchover:  base + "control/switchover",
 		slots:       base + "slots/",
 		controlPref: base + "control/",
 	}
 }
+
+// leaderOf returns the key member id holds while it leads.
+func (k keys) leaderOf(id string) string { return k.leaders + id }
 
 // sessionErr maps an error of a request made with the session's lease:
 // a lease etcd does not know means the session is over.

@@ -84,9 +84,9 @@ func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.
 			return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: m}}
 		}
 		return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: m}}
-	case key == c.keys.leader:
+	case strings.HasPrefix(key, c.keys.leaders):
 		if !put {
-			if st.leader == nil {
+			if st.leader == nil || key != c.keys.leaderOf(st.leader.ID) {
 				return nil
 			}
 			st.leader = nil

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/ccctl/ccctl/internal/etcdtest"
 	"github.com/ccctl/ccctl/internal/testutil"
 )
@@ -190,7 +192,7 @@ func TestRunLeadershipLostExitActionExits5(t *testing.T) {
 	// An operator (or a bug elsewhere) deletes the leader key.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.Client(t).Delete(ctx, "/ccctl/test/lost/election/leader"); err != nil {
+	if _, err := e.Client(t).Delete(ctx, "/ccctl/test/lost/election/", clientv3.WithPrefix()); err != nil {
 		t.Fatalf("delete the leader key: %v", err)
 	}
 	if code := r.wait(t, 30*time.Second); code != 5 {

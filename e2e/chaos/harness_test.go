@@ -63,7 +63,7 @@ type harness struct {
 	ttl     time.Duration
 	history string
 	backups string // BACKUP_DESTINATION_FOLDER of every member
-	leader  string // the election's leader key
+	leader  string // the prefix of the election's leader key (election/<id>)
 	etcd    *etcdtest.Cluster
 	cli     *clientv3.Client
 	members []*member
@@ -111,7 +111,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 		etcd:    etcdtest.StartCluster(t, 3),
 	}
 	service := fmt.Sprintf("s%d", seed)
-	h.leader = "/ccctl/chaos/" + service + "/election/leader"
+	h.leader = "/ccctl/chaos/" + service + "/election/"
 	cli, err := clientv3.New(clientv3.Config{Endpoints: h.etcd.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
@@ -427,7 +427,7 @@ func (m *member) slow(d time.Duration) {
 func (h *harness) currentMaster() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	resp, err := h.cli.Get(ctx, h.leader)
+	resp, err := h.cli.Get(ctx, h.leader, clientv3.WithPrefix())
 	if err != nil || len(resp.Kvs) == 0 {
 		return -1
 	}
