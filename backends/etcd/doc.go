@@ -33,12 +33,14 @@
 // and tries at once on a vacancy, with a transaction that also gives the
 // place up. A leader that resigns hands over to it directly: one
 // transaction deletes the leader's key and creates the heir's (bound to
-// the heir's lease, so the new term has a new token) and empties the
-// place, if the place, the pause and the switchover request are as the
-// leader last saw them; the heir learns that it leads from its watch, so a
-// graceful handover costs one write and one watch event, where etcd's
-// concurrency.Election needs a read by the next in line besides. A
-// campaign that ends as it is handed the leadership deletes the key. The others watch only the heir's place and the control keys, so a
+// the heir's lease, so the new term has a new token), if the place, the
+// pause and the switchover request are as the leader last saw them; the
+// heir learns that it leads from its watch, so a graceful handover costs
+// one write and one watch event, where etcd's concurrency.Election needs a
+// read by the next in line besides. The new leader then leaves the place
+// (in the same transaction, the others, who wake for the place, would stand
+// between the handover and the heir). A campaign that ends as it is handed
+// the leadership deletes the key. The others watch only the heir's place and the control keys, so a
 // vacancy wakes one member, as the next in line of etcd's
 // concurrency.Election; when the place falls vacant (its holder won, left,
 // or stopped campaigning, which gives it up at once) they race to take it

@@ -95,7 +95,14 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 			stale, known = false, true
 		}
 		if st.leader != nil && clientv3.LeaseID(st.leader.Lease) == c.lease && !c.ended(st.leader.CreateRevision) {
-			// An earlier attempt's request won but its answer was lost.
+			// A resigning leader handed over to this member, or an earlier
+			// attempt's request won but its answer was lost.
+			if st.heirIs(c.lease) {
+				// Handed over: the place is left after the term began, so
+				// that the others, who wake for it, do not stand between
+				// the handover and this member.
+				c.spawn(c.leaveHeir)
+			}
 			return c.won(st.leader.CreateRevision)
 		}
 		first := c.first(st) // no other waiter goes before this one
@@ -500,14 +507,29 @@ func (c *Coordinator) releaseHeir() {
 	defer cancel()
 	own := c.keys.leaderOf(c.cfg.ID)
 	_, err := c.cli.Txn(ctx).Then(
-		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease)},
-			[]clientv3.Op{clientv3.OpDelete(c.keys.heir)}, nil),
+		c.leaveHeirOp(),
 		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(own), "=", c.lease)},
 			[]clientv3.Op{clientv3.OpDelete(own)}, nil),
 	).Commit()
 	if err != nil && c.bg.Err() == nil {
 		c.log.Warn("campaign: give up the heir's place", "err", err)
 	}
+}
+
+// leaveHeir gives the heir's place up if this session holds it.
+func (c *Coordinator) leaveHeir() {
+	ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+	defer cancel()
+	_, err := c.cli.Txn(ctx).Then(c.leaveHeirOp()).Commit()
+	if err != nil && c.bg.Err() == nil {
+		c.log.Warn("leadership: give up the heir's place", "err", err)
+	}
+}
+
+// leaveHeirOp deletes the heir's place if this session holds it.
+func (c *Coordinator) leaveHeirOp() clientv3.Op {
+	return clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease)},
+		[]clientv3.Op{clientv3.OpDelete(c.keys.heir)}, nil)
 }
 
 // releaseUncertain deletes the leader key if a campaign request whose answer
@@ -690,10 +712,14 @@ func (l *leadership) Resign(ctx context.Context) error {
 // release deletes the leader key if the term token created it. If view
 // (the keys as the term's monitor saw them) shows a member in the heir's
 // place that may lead (not paused, no switchover naming another), the same
-// transaction creates that member's leader key, bound to its lease, and
-// empties the place: the heir learns that it leads from its watch, and no
-// member makes a request between the two terms. When the place changed
-// since, or the heir's lease is gone, the key is only deleted.
+// transaction creates that member's leader key, bound to its lease: the
+// heir learns that it leads from its watch, and no member makes a request
+// between the two terms. The heir then leaves the place itself (the
+// others wake for it, and would stand between the handover and the heir
+// if this transaction left it). When the place changed since, or the
+// heir's lease is gone, the key is only deleted, with the place if this
+// member still holds it (a term handed over whose holder did not leave it
+// yet).
 func (c *Coordinator) release(ctx context.Context, token int64, view electionState) error {
 	own := c.keys.leaderOf(c.cfg.ID)
 	if h := view.heir; h != nil && view.pause == nil && string(h.Value) != c.cfg.ID &&
@@ -702,7 +728,6 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 		ops := []clientv3.Op{
 			clientv3.OpDelete(own),
 			clientv3.OpPut(c.keys.leaderOf(string(h.Value)), string(h.Value), clientv3.WithLease(clientv3.LeaseID(h.Lease))),
-			clientv3.OpDelete(c.keys.heir),
 		}
 		if view.switchover != nil {
 			swRev = view.switchover.ModRevision
@@ -725,7 +750,7 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 	}
 	_, err := c.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(own), "=", token),
-	).Then(clientv3.OpDelete(own)).Commit()
+	).Then(clientv3.OpDelete(own), c.leaveHeirOp()).Commit()
 	return err
 }
 
