@@ -101,30 +101,51 @@ func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
 	wantLeader(t, cs["a"], next, r2.l.Token())
 }
 
+// heirCluster is a cluster of three members on one embedded etcd: a
+// leads, and b, campaigning under ctx, holds the heir's place; c is open.
+type heirCluster struct {
+	cl     coordinator.Cluster
+	a, c   *etcd.Coordinator
+	la     coordinator.Leadership
+	chB    <-chan result
+	reader *clientv3.Client
+}
+
+func newHeirCluster(t *testing.T, ctx context.Context) heirCluster {
+	t.Helper()
+	e := etcdtest.Start(t)
+	h := heirCluster{cl: newCluster(), reader: etcdtest.NewClient(t, e.Endpoint(0))}
+	h.a = open(t, h.cl, "a", e.Endpoint(0))
+	b := open(t, h.cl, "b", e.Endpoint(0))
+	h.c = open(t, h.cl, "c", e.Endpoint(0))
+	h.la = lead(t, h.a)
+	h.chB = campaign(t, ctx, b)
+	h.waitHeir(t, "b")
+	return h
+}
+
+// waitHeir waits until member id holds the heir's place.
+func (h heirCluster) waitHeir(t *testing.T, id string) {
+	t.Helper()
+	testutil.Eventually(t, waitTimeout, id+" in the heir's place", func() bool { return heirOf(t, h.reader, h.cl) == id })
+}
+
 // TestCancelledCampaignLeavesTheHeirsPlace: a campaign that ends without
 // leading gives the heir's place up at once (its session lives on), so
 // that the next vacancy goes to a member still campaigning.
 func TestCancelledCampaignLeavesTheHeirsPlace(t *testing.T) {
-	e := etcdtest.Start(t)
-	cl := newCluster()
-	a := open(t, cl, "a", e.Endpoint(0))
-	b := open(t, cl, "b", e.Endpoint(0))
-	c := open(t, cl, "c", e.Endpoint(0))
-	reader := etcdtest.NewClient(t, e.Endpoint(0))
-	la := lead(t, a)
 	ctx, cancel := context.WithCancel(context.Background())
-	chB := campaign(t, ctx, b)
-	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
+	h := newHeirCluster(t, ctx)
 	cancel()
-	if r := <-chB; r.err == nil {
+	if r := <-h.chB; r.err == nil {
 		t.Fatal("b's cancelled campaign won")
 	}
-	if h := heirOf(t, reader, cl); h != "" {
-		t.Fatalf("after b's campaign returned, %q holds the heir's place; want nobody", h)
+	if id := heirOf(t, h.reader, h.cl); id != "" {
+		t.Fatalf("after b's campaign returned, %q holds the heir's place; want nobody", id)
 	}
-	chC := campaign(t, context.Background(), c)
-	testutil.Eventually(t, waitTimeout, "c in the heir's place", func() bool { return heirOf(t, reader, cl) == "c" })
-	if err := la.Resign(context.Background()); err != nil {
+	chC := campaign(t, context.Background(), h.c)
+	h.waitHeir(t, "c")
+	if err := h.la.Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitWon(t, chC, "c", waitTimeout)
@@ -134,26 +155,18 @@ func TestCancelledCampaignLeavesTheHeirsPlace(t *testing.T) {
 // without the heir's place (and so without watching the leader key); it
 // takes over when the leader resigns, and the heir does not.
 func TestSwitchoverToAWaitingMember(t *testing.T) {
-	e := etcdtest.Start(t)
-	cl := newCluster()
-	a := open(t, cl, "a", e.Endpoint(0))
-	b := open(t, cl, "b", e.Endpoint(0))
-	c := open(t, cl, "c", e.Endpoint(0))
-	reader := etcdtest.NewClient(t, e.Endpoint(0))
-	la := lead(t, a)
-	chB := campaign(t, context.Background(), b)
-	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
-	chC := campaign(t, context.Background(), c)
-	if _, err := a.Switchover(context.Background(), "c"); err != nil {
+	h := newHeirCluster(t, context.Background())
+	chC := campaign(t, context.Background(), h.c)
+	if _, err := h.a.Switchover(context.Background(), "c"); err != nil {
 		t.Fatal(err)
 	}
-	if err := la.Resign(context.Background()); err != nil {
+	if err := h.la.Resign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	lc := waitWon(t, chC, "c", waitTimeout)
-	wantLeader(t, a, "c", lc.l.Token())
+	wantLeader(t, h.a, "c", lc.l.Token())
 	select {
-	case r := <-chB:
+	case r := <-h.chB:
 		t.Fatalf("the heir b returned from its campaign (%v) while c leads", r.err)
 	default:
 	}
@@ -173,16 +186,9 @@ func wantLeader(t *testing.T, m coordinator.Coordinator, id string, token int64)
 // leadership fell vacant (here while the cluster was paused), it reads the
 // key again instead of trusting the leader it read last.
 func TestSwitchoverAfterAVacancy(t *testing.T) {
-	e := etcdtest.Start(t)
-	cl := newCluster()
-	a := open(t, cl, "a", e.Endpoint(0))
-	b := open(t, cl, "b", e.Endpoint(0))
-	c := open(t, cl, "c", e.Endpoint(0))
-	reader := etcdtest.NewClient(t, e.Endpoint(0))
-	la := lead(t, a)
-	campaign(t, context.Background(), b)
-	testutil.Eventually(t, waitTimeout, "b in the heir's place", func() bool { return heirOf(t, reader, cl) == "b" })
-	chC := campaign(t, context.Background(), c)
+	h := newHeirCluster(t, context.Background())
+	a, la := h.a, h.la
+	chC := campaign(t, context.Background(), h.c)
 	ctx := context.Background()
 	if err := a.Pause(ctx); err != nil {
 		t.Fatal(err)
