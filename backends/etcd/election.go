@@ -51,6 +51,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 	ready := false          // the turn has come
 	delayed := false        // it came after a herd delay
 	claimed := false        // a claim of the heir's place was sent: give it up unless leading
+	uncertain := false      // the campaign ends on a failed request to lead: it may have created the leader key
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -61,8 +62,8 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 		if recount != nil {
 			recount.Stop()
 		}
-		if claimed && err != nil {
-			c.releaseHeir()
+		if err != nil && (claimed || uncertain) {
+			c.abandon(uncertain)
 		}
 	}()
 	var st electionState
@@ -144,16 +145,8 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 				if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 					return nil, c.sessionErr("campaign", err)
 				}
-				if ctx.Err() != nil {
-					if move == moveLead {
-						c.releaseUncertain()
-					}
-					return nil, ctx.Err()
-				}
 				if err := c.campaignDone(ctx); err != nil {
-					if move == moveLead {
-						c.releaseUncertain()
-					}
+					uncertain = move == moveLead
 					return nil, err
 				}
 				c.log.Warn("campaign: transaction", "err", err)
@@ -333,12 +326,21 @@ func (c *Coordinator) herdDelay() time.Duration {
 // each of them: without it, every waiter whose delay ends within that time
 // sends a transaction (a raft write) that can only fail.
 func (c *Coordinator) recheck(ctx context.Context, st *electionState) bool {
-	resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd), clientv3.WithSerializable())
-	if err != nil || resp.Header.Revision <= st.rev {
+	fresh, err := c.getState(ctx, clientv3.WithSerializable())
+	if err != nil || fresh.rev <= st.rev {
 		return false
 	}
-	*st = c.stateOf(resp.Header.Revision, (*pb.RangeResponse)(resp))
+	*st = fresh
 	return true
+}
+
+// getState reads the election and control keys with opts.
+func (c *Coordinator) getState(ctx context.Context, opts ...clientv3.OpOption) (electionState, error) {
+	resp, err := c.cli.Get(ctx, c.keys.waitFrom, append(opts, clientv3.WithRange(c.keys.waitEnd))...)
+	if err != nil {
+		return electionState{}, err
+	}
+	return c.stateOf(resp.Header.Revision, (*pb.RangeResponse)(resp)), nil
 }
 
 // campaignDone returns the error a campaign ends with when ctx is done or
@@ -423,6 +425,22 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 	return c.stateOf(resp.Header.Revision, resp.Responses[0].GetResponseRange()), nil
 }
 
+// apply records the events of a watch response that are newer than st.
+func (st *electionState) apply(k keys, events []*clientv3.Event) {
+	seen := st.rev // events of one transaction share a revision
+	for _, ev := range events {
+		kv := ev.Kv
+		if kv.ModRevision <= seen {
+			continue
+		}
+		if ev.Type == mvccpb.DELETE {
+			kv = nil
+		}
+		st.set(k, string(ev.Kv.Key), kv)
+		st.rev = ev.Kv.ModRevision
+	}
+}
+
 // set records kv (nil: deleted) as the value of key, if key is one of the
 // keys a campaign follows.
 func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
@@ -495,53 +513,50 @@ func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, e
 	return resp.Succeeded, nil
 }
 
-// releaseHeir gives the heir's place up if this session holds it, so that a
-// campaign that ends without leading does not keep the others waiting
-// until its session ends; and the leader key, if a resigning leader handed
-// the leadership over to this member as its campaign ended.
-func (c *Coordinator) releaseHeir() {
-	if c.check("campaign") != nil {
-		return // the lease is revoked or dead, and the keys with it
-	}
-	ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
-	defer cancel()
-	own := c.keys.leaderOf(c.cfg.ID)
-	_, err := c.cli.Txn(ctx).Then(
-		c.leaveHeirOp(),
-		clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(own), "=", c.lease)},
-			[]clientv3.Op{clientv3.OpDelete(own)}, nil),
-	).Commit()
-	if err != nil && c.bg.Err() == nil {
-		c.log.Warn("campaign: give up the heir's place", "err", err)
-	}
+// abandon removes what a campaign that ends without leading may have
+// left: the heir's place, so that the others need not wait until the
+// session ends; and its leader key, if a request whose answer was not seen
+// created it (uncertain: then even while the session closes), or a
+// resigning leader handed over as the campaign ended.
+func (c *Coordinator) abandon(uncertain bool) {
+	c.drop(uncertain, "campaign: give up the heir's place and the leader key", c.leaveHeirOp(), c.leaderKeyOp())
 }
 
 // leaveHeir gives the heir's place up if this session holds it.
 func (c *Coordinator) leaveHeir() {
-	ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
-	defer cancel()
-	_, err := c.cli.Txn(ctx).Then(c.leaveHeirOp()).Commit()
-	if err != nil && c.bg.Err() == nil {
-		c.log.Warn("leadership: give up the heir's place", "err", err)
-	}
+	c.drop(false, "leadership: give up the heir's place", c.leaveHeirOp())
 }
 
 // leaveHeirOp deletes the heir's place if this session holds it.
 func (c *Coordinator) leaveHeirOp() clientv3.Op {
-	return clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(c.keys.heir), "=", c.lease)},
-		[]clientv3.Op{clientv3.OpDelete(c.keys.heir)}, nil)
+	return c.deleteOwnOp(c.keys.heir)
 }
 
-// releaseUncertain deletes the leader key if a campaign request whose answer
-// was not seen created it, so that a cancelled campaign leaves no trace.
-func (c *Coordinator) releaseUncertain() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+// leaderKeyOp deletes this member's leader key if this session holds it.
+func (c *Coordinator) leaderKeyOp() clientv3.Op {
+	return c.deleteOwnOp(c.keys.leaderOf(c.cfg.ID))
+}
+
+// deleteOwnOp deletes key if it is bound to this session's lease.
+func (c *Coordinator) deleteOwnOp(key string) clientv3.Op {
+	return clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", c.lease)},
+		[]clientv3.Op{clientv3.OpDelete(key)}, nil)
+}
+
+// drop sends ops in one transaction, logging a failure as what. Unless
+// always, only while the session lives: once it has ended, its lease takes
+// its keys with it.
+func (c *Coordinator) drop(always bool, what string, ops ...clientv3.Op) {
+	parent := c.bg
+	if always {
+		parent = context.Background()
+	} else if c.check("campaign") != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(parent, c.cfg.DialTimeout)
 	defer cancel()
-	_, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.LeaseValue(c.keys.leaderOf(c.cfg.ID)), "=", c.lease),
-	).Then(clientv3.OpDelete(c.keys.leaderOf(c.cfg.ID))).Commit()
-	if err != nil {
-		c.log.Warn("campaign: release after cancellation", "err", err)
+	if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil && parent.Err() == nil {
+		c.log.Warn(what, "err", err)
 	}
 }
 
@@ -553,7 +568,7 @@ func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
 	if c.err != nil || c.closing {
 		c.mu.Unlock()
 		cancel()
-		c.releaseUncertain()
+		c.abandon(true)
 		return nil, fmt.Errorf("campaign %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
 	}
 	c.leader = l
@@ -620,18 +635,7 @@ func (w *waiter) next(ctx context.Context, st *electionState, due, recount <-cha
 			}
 			return wakeStale, nil
 		}
-		seen := st.rev // events of one transaction share a revision
-		for _, ev := range resp.Events {
-			kv := ev.Kv
-			if kv.ModRevision <= seen {
-				continue
-			}
-			if ev.Type == mvccpb.DELETE {
-				kv = nil
-			}
-			st.set(c.keys, string(ev.Kv.Key), kv)
-			st.rev = ev.Kv.ModRevision
-		}
+		st.apply(c.keys, resp.Events)
 		return wakeChanged, nil
 	}
 }
@@ -806,7 +810,7 @@ func (l *leadership) monitor(ctx context.Context) {
 	for ctx.Err() == nil {
 		// Read the keys, then follow them from there; again when the watch
 		// ends (compaction, error).
-		resp, err := c.cli.Get(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd))
+		st, err := c.getState(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -814,7 +818,6 @@ func (l *leadership) monitor(ctx context.Context) {
 			_ = c.backoff(ctx, retryDelay) // the loop checks ctx
 			continue
 		}
-		st := c.stateOf(resp.Header.Revision, (*pb.RangeResponse)(resp))
 		if !follow(st) {
 			return
 		}
@@ -823,14 +826,7 @@ func (l *leadership) monitor(ctx context.Context) {
 			if wr.CompactRevision != 0 || wr.Err() != nil {
 				break
 			}
-			for _, ev := range wr.Events {
-				kv := ev.Kv
-				if ev.Type == mvccpb.DELETE {
-					kv = nil
-				}
-				st.set(c.keys, string(ev.Kv.Key), kv)
-				st.rev = ev.Kv.ModRevision
-			}
+			st.apply(c.keys, wr.Events)
 			if !follow(st) {
 				return
 			}

@@ -36,13 +36,12 @@ type leaderLink struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	conn     *grpc.ClientConn   // to the leader's endpoint; nil: not known
-	term     uint64             // raft term in which conn's endpoint led
-	old      []*grpc.ClientConn // earlier conns, closed with the link
-	probing  bool
-	lastTry  time.Time
-	interval time.Duration
+	mu      sync.Mutex
+	conn    *grpc.ClientConn   // to the leader's endpoint; nil: not known
+	term    uint64             // raft term in which conn's endpoint led
+	old     []*grpc.ClientConn // earlier conns, closed with the link
+	probing bool
+	lastTry time.Time
 }
 
 // links holds the leader link of every client in use.
@@ -60,7 +59,7 @@ func acquireLink(cli *clientv3.Client) *leaderLink {
 	l := links.m[cli]
 	if l == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		l = &leaderLink{cli: cli, ctx: ctx, cancel: cancel, interval: probeInterval}
+		l = &leaderLink{cli: cli, ctx: ctx, cancel: cancel}
 		links.m[cli] = l
 	}
 	l.refs++
@@ -137,7 +136,7 @@ func (l *leaderLink) retireLocked() {
 // probeLocked starts looking for the leader unless a probe runs or ran
 // less than an interval ago.
 func (l *leaderLink) probeLocked() {
-	if l.probing || time.Since(l.lastTry) < l.interval || len(l.cli.Endpoints()) < 2 || l.ctx.Err() != nil {
+	if l.probing || time.Since(l.lastTry) < probeInterval || len(l.cli.Endpoints()) < 2 || l.ctx.Err() != nil {
 		return
 	}
 	l.probing = true
@@ -157,7 +156,7 @@ func (l *leaderLink) probeLocked() {
 		defer l.mu.Unlock()
 		l.probing = false
 		if conn == nil {
-			l.lastTry = time.Now().Add(probeRetry - l.interval)
+			l.lastTry = time.Now().Add(probeRetry - probeInterval)
 			return
 		}
 		if l.ctx.Err() != nil {
