@@ -135,19 +135,7 @@ func handoverCcctl(b *testing.B, n, rounds int, client func(i int) *clientv3.Cli
 	cl := newCluster()
 	cs := make([]*etcd.Coordinator, n)
 	for i := range cs {
-		id := fmt.Sprintf("m%02d", i)
-		cfg := etcd.Config{Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := etcd.NewWithClient(ctx, client(i), cfg)
-		if err == nil {
-			err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
-		}
-		cancel()
-		if err != nil {
-			b.Fatalf("open %s: %v", id, err)
-		}
-		b.Cleanup(func() { c.Close() })
-		cs[i] = c
+		cs[i] = openOn(b, client(i), etcd.Config{Cluster: cl, ID: fmt.Sprintf("m%02d", i), TTL: testTTL, Logger: quietLogger()})
 	}
 	ls := make([]coordinator.Leadership, n) // written before the win is sent
 	ls[0] = lead(b, cs[0])

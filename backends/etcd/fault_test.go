@@ -31,9 +31,22 @@ func open(t testing.TB, cl coordinator.Cluster, id string, endpoints ...string) 
 // openWith opens and registers a member configured by cfg.
 func openWith(t testing.TB, cfg etcd.Config) *etcd.Coordinator {
 	t.Helper()
+	return openOn(t, nil, cfg)
+}
+
+// openOn opens and registers a member configured by cfg on cli, a client
+// the caller owns (nil: a client of its own, from cfg).
+func openOn(t testing.TB, cli *clientv3.Client, cfg etcd.Config) *etcd.Coordinator {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := etcd.New(ctx, cfg)
+	var c *etcd.Coordinator
+	var err error
+	if cli == nil {
+		c, err = etcd.New(ctx, cfg)
+	} else {
+		c, err = etcd.NewWithClient(ctx, cli, cfg)
+	}
 	if err != nil {
 		t.Fatalf("etcd.New(%s): %v", cfg.ID, err)
 	}

@@ -46,17 +46,7 @@ func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
 	ids := []string{"a", "b", "c", "d", "e"}
 	cs := map[string]*etcd.Coordinator{}
 	for _, id := range ids {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		c, err := etcd.NewWithClient(ctx, cli, etcd.Config{Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()})
-		if err == nil {
-			err = c.Register(ctx, coordinator.Member{ID: id, State: coordinator.StateRunning})
-		}
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		cs[id] = c
+		cs[id] = openOn(t, cli, etcd.Config{Cluster: cl, ID: id, TTL: testTTL, Logger: quietLogger()})
 	}
 	la := lead(t, cs["a"])
 	waits := map[string]<-chan result{}
