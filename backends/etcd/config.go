@@ -14,6 +14,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
@@ -25,6 +27,10 @@ const (
 	DefaultTTL         = 10 * time.Second
 	MinTTL             = 2 * time.Second
 	DefaultDialTimeout = 5 * time.Second
+	// ReconnectMaxDelay is the longest pause between two attempts to
+	// reconnect to an etcd endpoint that is gone: a session is renewed at
+	// most this long (and a round trip) after etcd answers again.
+	ReconnectMaxDelay = 500 * time.Millisecond
 	// minMargin is the smallest default margin.
 	minMargin = 200 * time.Millisecond
 )
@@ -174,6 +180,13 @@ func (cfg Config) clientConfig() (clientv3.Config, error) {
 		Username:             cfg.Username,
 		Password:             cfg.Password,
 		Logger:               zap.NewNop(),
+		// gRPC's own reconnection backoff grows to 2 minutes: after an
+		// outage a member would reconnect long after etcd came back, and
+		// the session's renewal with it (see keepAlive).
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMaxDelay},
+			MinConnectTimeout: DefaultDialTimeout,
+		})},
 	}
 	if secure {
 		var tc *tls.Config

@@ -95,6 +95,18 @@ func (h *harness) Expire(t *testing.T, c coordinator.Coordinator) {
 	waitLeaseGone(t, h.direct, c.(*etcd.Coordinator).LeaseID(), testTTL+5*time.Second)
 }
 
+// Heal heals c's proxy after Expire.
+func (h *harness) Heal(t *testing.T, c coordinator.Coordinator) {
+	t.Helper()
+	h.mu.Lock()
+	p := h.proxies[c]
+	h.mu.Unlock()
+	if p == nil {
+		t.Fatalf("Heal(%s): not a handle of this harness", c.ID())
+	}
+	p.Heal()
+}
+
 // waitLeaseGone polls etcd until the lease is gone, failing after d.
 func waitLeaseGone(t testing.TB, cli *clientv3.Client, id clientv3.LeaseID, d time.Duration) time.Time {
 	t.Helper()

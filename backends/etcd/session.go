@@ -21,9 +21,11 @@ import (
 
 // Compile-time checks of the interfaces Coordinator implements.
 var (
-	_ coordinator.Coordinator   = (*Coordinator)(nil)
-	_ coordinator.LeaseReporter = (*Coordinator)(nil)
-	_ coordinator.SlotClaimer   = (*Coordinator)(nil)
+	_ coordinator.Coordinator    = (*Coordinator)(nil)
+	_ coordinator.LeaseReporter  = (*Coordinator)(nil)
+	_ coordinator.SlotClaimer    = (*Coordinator)(nil)
+	_ coordinator.Reopener       = (*Coordinator)(nil)
+	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
 )
 
 // Coordinator is one member's handle on one cluster, backed by etcd. It
@@ -190,6 +192,51 @@ func (c *Coordinator) LeaseRemaining() time.Duration {
 	return max(c.deadline.Sub(c.clk.Now()), 0)
 }
 
+// LeaseExpiresIn returns how long from now until etcd could first expire
+// the session's lease: the session's deadline plus the margin. It keeps its
+// meaning after the session was given up for lack of renewal; it is zero
+// when etcd reported the lease gone or the session was closed.
+func (c *Coordinator) LeaseExpiresIn() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || errors.Is(c.err, coordinator.ErrSessionExpired) || errors.Is(c.err, coordinator.ErrSessionClosed) {
+		return 0
+	}
+	return c.deadline.Add(c.cfg.Margin).Sub(c.clk.Now())
+}
+
+// Reopen opens a new session for this member on the same client once this
+// one has ended (see coordinator.Reopener): it revokes the old lease if etcd
+// still has it, so that neither the old record nor a leader key of the old
+// session outlives it, then opens the new session. The new handle owns the
+// client if this one did; close this one as usual.
+func (c *Coordinator) Reopen(ctx context.Context) (coordinator.Coordinator, error) {
+	c.mu.Lock()
+	ended, closing := c.err != nil, c.closing
+	c.mu.Unlock()
+	switch {
+	case closing:
+		return nil, fmt.Errorf("reopen %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
+	case !ended:
+		return nil, fmt.Errorf("reopen %s: the session lives", c.cfg.ID)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	_, err := c.cli.Revoke(rctx, c.lease)
+	cancel()
+	if err != nil && !isLeaseNotFound(err) {
+		return nil, fmt.Errorf("reopen %s: revoke lease %x: %w", c.cfg.ID, int64(c.lease), unavailable(c.cli.Endpoints(), err))
+	}
+	n, err := newCoordinator(ctx, c.cli, c.cfg, false)
+	if err != nil {
+		return nil, fmt.Errorf("reopen %s: %w", c.cfg.ID, err)
+	}
+	c.mu.Lock()
+	n.ownsClient, c.ownsClient = c.ownsClient, false
+	c.mu.Unlock()
+	n.log.Info("session reopened", "lease", fmt.Sprintf("%x", int64(n.lease)), "old_lease", fmt.Sprintf("%x", int64(c.lease)))
+	return n, nil
+}
+
 // check returns an error wrapping coordinator.ErrSessionClosed once the
 // session has ended or is closing.
 func (c *Coordinator) check(op string) error {
@@ -202,11 +249,16 @@ func (c *Coordinator) check(op string) error {
 }
 
 // keepAlive sends a keep-alive request every RenewInterval on a
-// keep-alive stream of its own, opening a new stream when the last one
-// broke. Requests and answers on one stream are in order, so each answer
-// is matched with the send time of the oldest unanswered request. When the
-// leader link knows etcd's leader and the stream is elsewhere, it opens a
-// stream to the leader and moves to it once it is open.
+// keep-alive stream of its own, opening a new stream as soon as the last one
+// broke. A renewal that could not be sent (the stream was opening or broke)
+// stays due and is sent the moment a stream is open, and a stream that broke
+// lost the requests it had unanswered, so the first request on the next one
+// goes at once: after an outage the session is renewed one round trip after
+// etcd answers again, not a renew interval later. Requests and answers on
+// one stream are in order, so each answer is matched with the send time of
+// the oldest unanswered request. When the leader link knows etcd's leader
+// and the stream is elsewhere, it opens a stream to the leader and moves to
+// it once it is open.
 func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 	defer c.wg.Done()
 	defer streams.Wait()
@@ -221,19 +273,50 @@ func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 	}()
 	t := c.clk.NewTimer(c.cfg.RenewInterval)
 	defer t.Stop()
+	due := false          // a renewal is due and not sent yet
+	var pause clock.Timer // before the next stream, after one that broke at once
+	defer func() {
+		if pause != nil {
+			pause.Stop()
+		}
+	}()
 	for {
+		var opened, broke <-chan struct{}
+		var pauseC <-chan time.Time
+		if ks != nil {
+			broke = ks.brokeCh
+			if due {
+				opened = ks.ready
+			}
+		}
+		if pause != nil {
+			pauseC = pause.C()
+		}
+		tick := false
 		select {
 		case <-c.bg.Done():
 			return
 		case <-t.C():
+			t.Reset(c.cfg.RenewInterval)
+			due, tick = true, true
+		case <-opened:
+		case <-broke:
+			due = true // what it carried unanswered is lost
+		case <-pauseC:
+			pause = nil
 		}
-		t.Reset(c.cfg.RenewInterval)
 		if ks != nil && ks.broken() {
 			ks.cancel()
+			if c.clk.Now().Sub(ks.opened) < retryDelay && pause == nil {
+				// Broke as soon as it was opened: pause before the
+				// next, so that a stream etcd refuses at once is not
+				// reopened in a busy loop.
+				pause = c.clk.NewTimer(retryDelay)
+			}
 			ks = nil
 		}
 		conn, term := c.link.get()
-		if next != nil {
+		if tick && next != nil {
 			select {
 			case <-next.ready:
 				if next.broken() {
@@ -256,29 +339,34 @@ func (c *Coordinator) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 			}
 		}
 		switch {
-		case ks == nil:
+		case ks == nil && pause == nil:
 			// A new stream starts on the client's connection, which
 			// reaches every endpoint; it moves to the leader's once a
 			// stream there is open.
 			ks = c.openStream(streams, nil, 0)
-		case conn != nil && ks.conn != conn && next == nil:
+		case ks != nil && tick && conn != nil && ks.conn != conn && next == nil:
 			next, waited = c.openStream(streams, conn, term), 0
 		}
-		ks.send(c)
+		if due && ks != nil && ks.send(c) {
+			due = false
+		}
 	}
 }
 
 // kaStream is one keep-alive stream and the send times of its unanswered
 // requests.
 type kaStream struct {
-	cancel context.CancelFunc
-	ready  chan struct{}    // closed once the stream is open or failed to open
-	conn   *grpc.ClientConn // the leader link's connection; nil: the client's
+	cancel  context.CancelFunc
+	ready   chan struct{}    // closed once the stream is open or failed to open
+	brokeCh chan struct{}    // closed when the stream broke or failed to open
+	conn    *grpc.ClientConn // the leader link's connection; nil: the client's
+	opened  time.Time        // when it was asked for
 
-	mu     sync.Mutex
-	stream pb.Lease_LeaseKeepAliveClient // nil while opening
-	sent   []time.Time
-	err    error // set when the stream broke
+	mu        sync.Mutex
+	stream    pb.Lease_LeaseKeepAliveClient // nil while opening
+	sent      []time.Time
+	err       error // set when the stream broke
+	brokeOnce sync.Once
 }
 
 // openStream opens a keep-alive stream on conn (nil: the client's
@@ -287,7 +375,7 @@ type kaStream struct {
 // conn's endpoint was found leading.
 func (c *Coordinator) openStream(wg *sync.WaitGroup, conn *grpc.ClientConn, term uint64) *kaStream {
 	ctx, cancel := context.WithCancel(c.bg)
-	ks := &kaStream{cancel: cancel, ready: make(chan struct{}), conn: conn}
+	ks := &kaStream{cancel: cancel, ready: make(chan struct{}), brokeCh: make(chan struct{}), conn: conn, opened: c.clk.Now()}
 	if conn == nil {
 		conn = c.cli.ActiveConnection()
 	}
@@ -342,6 +430,7 @@ func (ks *kaStream) fail(c *Coordinator, err error, cancelled bool) {
 	ks.mu.Lock()
 	ks.err = err
 	ks.mu.Unlock()
+	ks.brokeOnce.Do(func() { close(ks.brokeCh) })
 	if !cancelled {
 		c.link.broken(ks.conn)
 		c.log.Warn("keep-alive stream broke", "err", err)
@@ -354,18 +443,22 @@ func (ks *kaStream) broken() bool {
 	return ks.err != nil
 }
 
-// send sends one keep-alive request, recording its send time first.
-func (ks *kaStream) send(c *Coordinator) {
+// send sends one keep-alive request, recording its send time first, and
+// reports whether it was sent: not while the stream is opening or broken.
+func (ks *kaStream) send(c *Coordinator) bool {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if ks.stream == nil || ks.err != nil {
-		return // still opening, or broken: the next tick opens another
+		return false
 	}
 	ks.sent = append(ks.sent, c.clk.Now())
 	if err := ks.stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(c.lease)}); err != nil {
 		ks.sent = ks.sent[:len(ks.sent)-1]
 		ks.err = err
+		ks.brokeOnce.Do(func() { close(ks.brokeCh) })
+		return false
 	}
+	return true
 }
 
 // extend moves the deadline to what an answer to a request sent at sent,
@@ -465,7 +558,10 @@ func (c *Coordinator) Close() error {
 		c.timer.Stop()
 		c.wg.Wait()
 		c.link.release()
-		if c.ownsClient {
+		c.mu.Lock()
+		owns := c.ownsClient
+		c.mu.Unlock()
+		if owns {
 			c.cli.Close()
 		}
 		c.log.Debug("session closed")

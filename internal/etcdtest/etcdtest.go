@@ -2,7 +2,8 @@
 // embedded single member (Start), an embedded cluster of several members
 // (StartCluster), and Debian's etcd binary in a subprocess (StartBinary), each
 // on free loopback ports with its data in tb.TempDir(). A member can be
-// stopped (Stop) and an embedded one restarted on its data (Restart). Proxy
+// stopped (Stop), killed (Kill: SIGKILL of a binary member) and restarted on
+// its data (Restart). Proxy
 // is a TCP proxy between a client and etcd that a test can cut, delay and
 // heal.
 //
@@ -50,7 +51,11 @@ type Cluster struct {
 type member struct {
 	name     string
 	endpoint string                      // client URL
-	restart  func() (*embed.Etcd, error) // nil for a binary member: it cannot be restarted
+	restart  func() (*embed.Etcd, error) // nil for a binary member (see relaunch)
+	// relaunch starts a binary member's process again on its data; nil
+	// for an embedded member.
+	relaunch func(ctx context.Context) (stop, kill func(), err error)
+	kill     func() // SIGKILL of a binary member's process; guarded by op
 
 	op      sync.Mutex // held by Stop and Restart of this member
 	stop    func()     // guarded by op
@@ -205,66 +210,71 @@ func startBinary(tb testing.TB, bin string) (*Cluster, error) {
 	dir := tb.TempDir()
 	peer := "http://" + freeAddr(tb)
 	client := "http://" + freeAddr(tb)
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		return nil, fmt.Errorf("create log: %w", err)
-	}
-	cmd := exec.Command(bin,
-		"--name", "m0",
-		"--data-dir", filepath.Join(dir, "data"),
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--listen-client-urls", client,
-		"--advertise-client-urls", client,
-		"--initial-cluster", "m0="+peer,
-		"--initial-cluster-state", "new",
-		"--initial-cluster-token", "etcdtest",
-		"--bcrypt-cost", "4",
-	)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// ETCD_UNSUPPORTED_ARCH lets etcd 3.4 run on the architectures it
-	// warns about; harmless elsewhere.
-	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start: %w", err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		logf.Close()
-		close(exited)
-	}()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
+	launch := func(ctx context.Context) (stop, kill func(), err error) {
+		logf, err := os.OpenFile(filepath.Join(dir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create log: %w", err)
+		}
+		cmd := exec.Command(bin,
+			"--name", "m0",
+			"--data-dir", filepath.Join(dir, "data"),
+			"--listen-peer-urls", peer,
+			"--initial-advertise-peer-urls", peer,
+			"--listen-client-urls", client,
+			"--advertise-client-urls", client,
+			"--initial-cluster", "m0="+peer,
+			"--initial-cluster-state", "new",
+			"--initial-cluster-token", "etcdtest",
+			"--bcrypt-cost", "4",
+		)
+		cmd.Stdout = logf
+		cmd.Stderr = logf
+		// ETCD_UNSUPPORTED_ARCH lets etcd 3.4 run on the architectures it
+		// warns about; harmless elsewhere.
+		cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, nil, fmt.Errorf("start: %w", err)
+		}
+		exited := make(chan struct{})
+		var waitErr error
+		go func() {
+			waitErr = cmd.Wait()
+			logf.Close()
+			close(exited)
+		}()
+		stop = func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		}
+		kill = func() {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
-	}
-	if err := waitHealthy(client, exited); err != nil {
-		stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-		if waitErr != nil {
-			err = fmt.Errorf("%w (exit: %v)", err, waitErr)
+		if err := waitHealthyCtx(ctx, client, exited); err != nil {
+			stop()
+			log, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
+			if waitErr != nil {
+				err = fmt.Errorf("%w (exit: %v)", err, waitErr)
+			}
+			return nil, nil, fmt.Errorf("%w; log:\n%s", err, tail(log, 2000))
 		}
-		return nil, fmt.Errorf("%w; log:\n%s", err, tail(log, 2000))
+		return stop, kill, nil
 	}
-	c := &Cluster{tb: tb, members: []*member{{name: "m0", endpoint: client, stop: stop}}}
-	tb.Cleanup(c.stopAll)
-	return c, nil
-}
-
-// waitHealthy polls the endpoint until it answers a read or exited closes,
-// for up to startTimeout.
-func waitHealthy(endpoint string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	return waitHealthyCtx(ctx, endpoint, exited)
+	stop, kill, err := launch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{tb: tb, members: []*member{{name: "m0", endpoint: client, stop: stop, kill: kill, relaunch: launch}}}
+	tb.Cleanup(c.stopAll)
+	return c, nil
 }
 
 // waitHealthyCtx polls the endpoint until it answers a linearizable read
@@ -357,16 +367,37 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// Kill stops member i at once, as a crash does: SIGKILL for a member from
+// StartBinary, which Restart starts again on its data; an embedded member
+// is stopped as Stop does. Killing a stopped member does nothing.
+func (c *Cluster) Kill(i int) {
+	m := c.members[i]
+	m.op.Lock()
+	defer m.op.Unlock()
+	if m.stopped {
+		return
+	}
+	c.mu.Lock()
+	m.stopped = true
+	c.mu.Unlock()
+	if m.kill != nil {
+		m.kill()
+		return
+	}
+	m.stop()
+}
+
 // ErrRunning is returned by Restart for a member that has not been stopped.
 var ErrRunning = errors.New("etcdtest: member is running")
 
-// Restart starts the stopped embedded member i again, as etcd restarts
+// Restart starts the stopped member i again, as etcd restarts
 // after a crash: the same name, data directory, peer and client URLs, and
 // initial cluster state "existing" (etcd reads its membership from the data
 // directory). It returns once the member serves a linearizable read through
 // its own endpoint, that is once it has rejoined the cluster and caught up
 // with its leader, or with an error when ctx is done first, when the member
-// runs (ErrRunning), or when it comes from StartBinary (not supported). A
+// runs (ErrRunning). A member from StartBinary is started again the same
+// way, once it serves clients. A
 // port taken by another process meanwhile makes it fail: the URLs are not
 // changed. The member is stopped in tb.Cleanup as before.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
@@ -376,8 +407,19 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if !m.stopped {
 		return fmt.Errorf("restart member %s: %w", m.name, ErrRunning)
 	}
+	if m.relaunch != nil {
+		stop, kill, err := m.relaunch(ctx)
+		if err != nil {
+			return fmt.Errorf("restart member %s: %w", m.name, err)
+		}
+		m.stop, m.kill = stop, kill
+		c.mu.Lock()
+		m.stopped = false
+		c.mu.Unlock()
+		return nil
+	}
 	if m.restart == nil {
-		return fmt.Errorf("restart member %s: not an embedded member", m.name)
+		return fmt.Errorf("restart member %s: not restartable", m.name)
 	}
 	var (
 		e   *embed.Etcd
