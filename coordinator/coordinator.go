@@ -285,6 +285,35 @@ type LeaseReporter interface {
 	LeaseRemaining() time.Duration
 }
 
+// Reopener is implemented by backends whose member can open a new session
+// once its session has ended, so that the member outlives an outage of the
+// backend.
+type Reopener interface {
+	// Reopen opens a new session for the same member of the same cluster
+	// and returns its handle. It returns an error while the receiver's
+	// session lives, and must be called before the receiver is closed.
+	// The old session's lease is revoked first if the backend still has
+	// it, so that nothing the old session held (its record, a leader key)
+	// outlives it. The new handle takes over what the old one shared with
+	// it (the connection); the old one must still be closed. Errors wrap
+	// ErrUnavailable when the backend could not be reached: try again
+	// later.
+	Reopen(ctx context.Context) (Coordinator, error)
+}
+
+// ExpiryReporter is implemented by backends that can tell when the
+// session's lease can first expire on the server: the instant after which
+// another member may be granted a leadership this member held.
+type ExpiryReporter interface {
+	// LeaseExpiresIn returns how long from now until the session's lease
+	// could first expire on the server, as proved by the last acknowledged
+	// renewal: TTL after that renewal was sent. It is zero or negative once
+	// that instant has passed, and stays meaningful after the session was
+	// given up for lack of renewal (ErrLeaseDeadline), which happens a
+	// margin earlier.
+	LeaseExpiresIn() time.Duration
+}
+
 // SlotClaimer is implemented by backends that can record, once for the
 // whole cluster, that a scheduled job's slot was taken, so that a job runs
 // at most once per slot across failovers.

@@ -62,6 +62,19 @@ func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 	}
 }
 
+// Heal undoes Expire's crash: the member reaches the store again.
+func (h *fakeHarness) Heal(t *testing.T, cc coordinator.Coordinator) { heal(cc.(*Coordinator)) }
+
+// Heal undoes Expire's crash: the member reaches the store again.
+func (h *realHarness) Heal(t *testing.T, cc coordinator.Coordinator) { heal(cc.(*Coordinator)) }
+
+func heal(c *Coordinator) {
+	c.store.mu.Lock()
+	c.crashed = false
+	c.store.mu.Unlock()
+	c.Partition(false)
+}
+
 func TestConformanceFakeClock(t *testing.T) {
 	coordinatortest.Run(t, func(t *testing.T) coordinatortest.Harness { return newFakeHarness(t) })
 }

@@ -13,10 +13,12 @@ import (
 )
 
 var (
-	_ coordinator.Coordinator   = (*Coordinator)(nil)
-	_ coordinator.LeaseReporter = (*Coordinator)(nil)
-	_ coordinator.SlotClaimer   = (*Coordinator)(nil)
-	_ coordinator.Leadership    = (*term)(nil)
+	_ coordinator.Coordinator    = (*Coordinator)(nil)
+	_ coordinator.LeaseReporter  = (*Coordinator)(nil)
+	_ coordinator.SlotClaimer    = (*Coordinator)(nil)
+	_ coordinator.Reopener       = (*Coordinator)(nil)
+	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
+	_ coordinator.Leadership     = (*term)(nil)
 )
 
 // DefaultTTL is the session TTL when Config.TTL is zero.
@@ -279,6 +281,51 @@ func (c *Coordinator) LeaseRemaining() time.Duration {
 	}
 	left := c.lastAck.Add(c.cfg.TTL - c.cfg.Margin).Sub(s.clock.Now())
 	return max(left, 0)
+}
+
+// LeaseExpiresIn returns how long from now until the store could first
+// expire the lease: TTL after the last acknowledged renewal. It keeps its
+// meaning after the member gave the session up for lack of renewal; it is
+// zero when the session was closed or expired in the store.
+func (c *Coordinator) LeaseExpiresIn() time.Duration {
+	s := c.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireDueLocked()
+	if c.err != nil && !errors.Is(c.err, coordinator.ErrLeaseDeadline) {
+		return 0
+	}
+	return c.lastAck.Add(c.cfg.TTL).Sub(s.clock.Now())
+}
+
+// Reopen opens a new session for the same member once this one has ended
+// (see coordinator.Reopener). While the member is cut off (Partition) or
+// crashed it fails with ErrUnavailable; otherwise it revokes the old lease
+// if the store still has it, then opens the new session. Close this handle
+// as usual.
+func (c *Coordinator) Reopen(ctx context.Context) (coordinator.Coordinator, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reopen %s: %w", c.id, err)
+	}
+	s := c.store
+	s.mu.Lock()
+	s.expireDueLocked()
+	switch {
+	case c.err == nil:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reopen %s: the session lives", c.id)
+	case errors.Is(c.err, coordinator.ErrSessionClosed):
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reopen %s: %w", c.id, coordinator.ErrSessionClosed)
+	case c.cut:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("reopen %s: %w", c.id, coordinator.ErrUnavailable)
+	}
+	if s.aliveLocked(c.lease) {
+		s.endLeaseLocked(c.lease, coordinator.ErrSessionClosed)
+	}
+	s.mu.Unlock()
+	return New(s, c.cfg)
 }
 
 // Crash simulates the death of the member's process: renewals stop and

@@ -34,3 +34,12 @@ type Harness interface {
 	// bounded by the TTL plus a few seconds).
 	Expire(t *testing.T, c coordinator.Coordinator)
 }
+
+// Healer is implemented by harnesses that can end what Expire did, so that
+// the suite can check coordinator.Reopener: the member's calls reach the
+// backend again, as a process that was cut off and is connected again (its
+// ended session stays ended). Without it the Reopen properties are skipped.
+type Healer interface {
+	// Heal reconnects c's member after Expire.
+	Heal(t *testing.T, c coordinator.Coordinator)
+}

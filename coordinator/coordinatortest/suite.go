@@ -124,6 +124,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		t.Run("ClearedWhenTargetLeaves", s.switchoverTargetLeaves)
 	})
 	t.Run("LeaseRemaining", s.leaseRemaining)
+	t.Run("Reopen", func(t *testing.T) {
+		t.Run("RefusedWhileLive", s.reopenWhileLive)
+		t.Run("AfterExpire", s.reopenAfterExpire)
+	})
 	t.Run("ClaimSlot", func(t *testing.T) {
 		t.Run("Once", s.claimSlotOnce)
 	})
@@ -733,6 +737,74 @@ func (s suite) campaignSessionEnds(t *testing.T) {
 		t.Fatalf("waiting Campaign(d) when its session expired: leadership %v, err %v; want ErrSessionClosed", r.l != nil, r.err)
 	}
 	wantLeaderID(t, a, "a")
+}
+
+// --- Reopen ---
+
+// reopener returns m as a coordinator.Reopener and c's harness as a
+// Healer, or skips the test.
+func (c cluster) reopener(m coordinator.Coordinator) (coordinator.Reopener, Healer) {
+	c.t.Helper()
+	r, ok := m.(coordinator.Reopener)
+	if !ok {
+		c.t.Skip("the backend does not implement coordinator.Reopener")
+	}
+	h, ok := c.h.(Healer)
+	if !ok {
+		c.t.Skip("the harness does not implement Healer")
+	}
+	return r, h
+}
+
+func (s suite) reopenWhileLive(t *testing.T) {
+	c := s.cluster(t)
+	a := c.member("a")
+	r, _ := c.reopener(a)
+	if n, err := r.Reopen(testContext(t)); err == nil {
+		n.Close()
+		t.Fatal("Reopen of a live session: got a new handle; want an error")
+	}
+	if err := a.Err(); err != nil {
+		t.Fatalf("Err after a refused Reopen: got %v; want nil", err)
+	}
+}
+
+func (s suite) reopenAfterExpire(t *testing.T) {
+	c := s.cluster(t)
+	a, b := c.member("a"), c.member("b")
+	r, h := c.reopener(a)
+	la := lead(t, a)
+	c.h.Expire(t, a)
+	waitFor(t, a.Done(), waitTimeout, "Done of the expired session")
+	h.Heal(t, a)
+	n, err := r.Reopen(testContext(t))
+	if err != nil {
+		t.Fatalf("Reopen after expiry: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if n.ID() != "a" || n.Cluster() != a.Cluster() {
+		t.Fatalf("Reopen: got member %q of %v; want %q of %v", n.ID(), n.Cluster(), "a", a.Cluster())
+	}
+	if err := n.Err(); err != nil {
+		t.Fatalf("Err of the reopened session: got %v; want nil", err)
+	}
+	register(t, n, coordinator.StateRunning)
+	ms, err := b.Members(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].ID != "a" || ms[1].ID != "b" {
+		t.Fatalf("members after a's Reopen: got %v; want a and b", ms)
+	}
+	ln := lead(t, n)
+	if ln.Token() <= la.Token() {
+		t.Fatalf("token of the reopened session's term: got %d; want more than the old term's %d", ln.Token(), la.Token())
+	}
+	wantLeader(t, b, "a", ln.Token())
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantNoLeader(t, b)
 }
 
 // --- Resign ---
