@@ -28,9 +28,10 @@ func (f MemberFilter) Match(m coordinator.Member) bool {
 // Members returns the registered members of this member's cluster that pass
 // the filter, sorted by id (the original's get_members).
 func (c *Controller) Members(ctx context.Context, f MemberFilter) ([]coordinator.Member, error) {
-	all, err := c.coord.Members(ctx)
+	coord := c.Coordinator()
+	all, err := coord.Members(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("members of %s: %w", c.coord.Cluster(), err)
+		return nil, fmt.Errorf("members of %s: %w", coord.Cluster(), err)
 	}
 	out := make([]coordinator.Member, 0, len(all))
 	for _, m := range all {

@@ -27,8 +27,12 @@ const useServiceCode = -1
 
 // Controller runs one member: it is made by New and run once by Run.
 type Controller struct {
-	cfg     Config
+	cfg Config
+	// coord is the member's current handle: a new one after each session
+	// reopened by the controller actor, which alone writes it (under
+	// coordMu) and reads it without the lock.
 	coord   coordinator.Coordinator
+	coordMu sync.Mutex
 	id      string
 	log     *slog.Logger
 	metrics *metrics
@@ -36,11 +40,13 @@ type Controller struct {
 
 	ran atomic.Bool
 
-	stopOnce sync.Once
-	stopCh   chan struct{}
-	finished chan struct{} // closed when the controller actor returns
-	stopCode int           // exit code of the stop, or useServiceCode
-	stopErr  error         // why the controller stopped, nil for a normal stop
+	stopOnce   sync.Once
+	stopCh     chan struct{}
+	stopCtx    context.Context // cancelled with stopCh
+	stopCancel context.CancelFunc
+	finished   chan struct{} // closed when the controller actor returns
+	stopCode   int           // exit code of the stop, or useServiceCode
+	stopErr    error         // why the controller stopped, nil for a normal stop
 
 	mu     sync.Mutex
 	status Status
@@ -69,7 +75,6 @@ func New(cfg Config) (*Controller, error) {
 		coord:    cfg.Coordinator,
 		id:       id,
 		log:      cfg.Logger.With("member", id, "cluster", cl.String()),
-		metrics:  newMetrics(cfg.Coordinator),
 		stopCh:   make(chan struct{}),
 		finished: make(chan struct{}),
 		status: Status{
@@ -79,10 +84,29 @@ func New(cfg Config) (*Controller, error) {
 			State:       coordinator.StateStarting,
 		},
 	}
+	c.metrics = newMetrics(c.Coordinator)
+	c.stopCtx, c.stopCancel = context.WithCancel(context.Background())
 	if len(cfg.Service.Argv) > 0 {
 		c.svc = newSupervisor(&c.cfg)
 	}
 	return c, nil
+}
+
+// Coordinator returns the member's current handle on its cluster: the one
+// of Config at first, a new one each time the controller opened a new
+// session after losing one (see the package comment).
+func (c *Controller) Coordinator() coordinator.Coordinator {
+	c.coordMu.Lock()
+	defer c.coordMu.Unlock()
+	return c.coord
+}
+
+// setCoordinator makes n the current handle; only the controller actor
+// calls it.
+func (c *Controller) setCoordinator(n coordinator.Coordinator) {
+	c.coordMu.Lock()
+	c.coord = n
+	c.coordMu.Unlock()
 }
 
 // requestStop asks the controller to stop; the first request sets the exit
@@ -91,6 +115,7 @@ func (c *Controller) requestStop(code int, err error) {
 	c.stopOnce.Do(func() {
 		c.stopCode, c.stopErr = code, err
 		close(c.stopCh)
+		c.stopCancel()
 	})
 }
 
@@ -204,7 +229,7 @@ func (c *Controller) closeCoordinator() {
 			c.log.Info("resigned")
 		}
 	}
-	if err := c.coord.Close(); err != nil {
+	if err := c.Coordinator().Close(); err != nil {
 		c.log.Warn("close coordinator", "err", err)
 	}
 	c.metrics.isMaster.Set(0)

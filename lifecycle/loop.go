@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -21,6 +22,8 @@ type loop struct {
 	role     coordinator.Role
 	lead     coordinator.Leadership
 	leadDone <-chan struct{}
+	fence    *fence // the hard deadline of the current or latest term's demotion
+	demoting *fence // set while a demotion runs (see hookStop)
 
 	watch       <-chan coordinator.Event
 	watchCancel context.CancelFunc
@@ -73,13 +76,6 @@ func (c *Controller) execute(ctx context.Context) error {
 
 // stop records why the controller stops.
 func (l *loop) stop(code int, err error) { l.c.requestStop(code, err) }
-
-func (l *loop) sessionLost() {
-	if l.lead != nil {
-		l.dropLeadership()
-	}
-	l.stop(ExitBackendUnavailable, fmt.Errorf("session lost: %w", l.c.coord.Err()))
-}
 
 func (l *loop) run() {
 	c := l.c
@@ -165,32 +161,39 @@ func (l *loop) decideRole() bool {
 		case <-c.stopCh:
 			return false
 		case <-c.coord.Done():
-			l.sessionLost()
-			return false
+			if !l.rejoin() {
+				return false
+			}
 		case r := <-l.campaign:
 			l.campaign = nil
 			if r.err != nil {
-				l.campaignFailed(r.err)
-				return false
+				if !l.campaignFailed(r.err) {
+					return false
+				}
+				continue
 			}
 			l.becomeMaster(r.lead)
 			return true
 		case ev, ok := <-l.watch:
 			if !ok {
-				l.sessionLost()
-				return false
+				if !l.watchEnded() {
+					return false
+				}
+				continue
 			}
 			l.apply(ev)
 		}
 	}
 }
 
-func (l *loop) campaignFailed(err error) {
+// campaignFailed handles a campaign that ended without leading, and
+// reports whether to go on.
+func (l *loop) campaignFailed(err error) bool {
 	if l.c.coord.Err() != nil {
-		l.sessionLost()
-		return
+		return l.sessionEnded()
 	}
 	l.stop(ExitBackendUnavailable, fmt.Errorf("campaign: %w", err))
+	return false
 }
 
 // loop handles changes until the controller is asked to stop.
@@ -207,8 +210,9 @@ func (l *loop) loop() {
 		case <-c.stopCh:
 			return
 		case <-c.coord.Done():
-			l.sessionLost()
-			return
+			if !l.sessionEnded() {
+				return
+			}
 		case <-l.leadDone:
 			if !l.leadershipLost() {
 				return
@@ -216,17 +220,24 @@ func (l *loop) loop() {
 		case r := <-l.campaign:
 			l.campaign = nil
 			if r.err != nil {
-				l.campaignFailed(r.err)
-				return
+				if !l.campaignFailed(r.err) {
+					return
+				}
+				continue
 			}
 			l.promote(r.lead)
 		case ev, ok := <-l.watch:
 			if !ok {
-				l.sessionLost()
-				return
+				if !l.watchEnded() {
+					return
+				}
+				continue
 			}
 			l.apply(ev)
 			l.drainWatch()
+			if !l.snapshot {
+				continue // a new watch's view is not complete yet: no hook for half of it
+			}
 			if !l.changed() {
 				return
 			}
@@ -351,12 +362,19 @@ func (l *loop) becomeMaster(lead coordinator.Leadership) {
 	c.log.Info("leading", "token", lead.Token())
 	c.termStarted(lead.Token())
 	c.metrics.token.Set(float64(lead.Token()))
+	f, coord := newFence(), c.coord
+	l.fence = f
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		select {
 		case <-lead.Done():
 			c.termEnded(lead.Token())
+			if !errors.Is(lead.Err(), coordinator.ErrResigned) {
+				// Armed here too, so that the deadline holds however long
+				// the controller actor takes to see the end.
+				l.arm(f, expiresIn(coord))
+			}
 		case <-l.quit:
 		}
 	}()
@@ -370,23 +388,27 @@ func (l *loop) dropLeadership() coordinator.Leadership {
 	return lead
 }
 
-// leadershipLost handles the end of a term this member did not resign, and
-// reports whether to go on.
+// leadershipLost handles the end of a term this member did not resign:
+// the demotion, under the term's fence, then a rejoin when the session
+// ended too. It reports whether to go on.
 func (l *loop) leadershipLost() bool {
 	c := l.c
+	f := l.fence
 	lead := l.dropLeadership()
 	cause := lead.Err()
-	c.log.Warn("leadership lost", "token", lead.Token(), "err", cause, "action", c.cfg.OnLeadershipLost)
-	if c.coord.Err() != nil {
-		l.sessionLost()
-		return false
-	}
+	l.arm(f, expiresIn(c.coord))
+	l.demoting = f
+	c.log.Warn("leadership lost", "token", lead.Token(), "err", cause, "action", c.cfg.OnLeadershipLost,
+		"deadline", expiresIn(c.coord).Round(time.Millisecond))
 	c.metrics.transitions.Inc()
-	if err := l.publish(l.bctx, l.record.State); err != nil {
-		c.log.Warn("publish role", "err", err)
+	if c.coord.Err() == nil {
+		if err := l.publish(l.bctx, l.record.State); err != nil {
+			c.log.Warn("publish role", "err", err)
+		}
 	}
 	switch c.cfg.OnLeadershipLost {
 	case LeadershipLostExit:
+		// The fence stays armed until shutdown has stopped the service.
 		l.stop(ExitLeadershipLost, fmt.Errorf("leadership lost: %w", cause))
 		return false
 	case LeadershipLostRestart:
@@ -394,6 +416,8 @@ func (l *loop) leadershipLost() bool {
 		if restart {
 			l.stopService()
 		}
+		l.disarm(f)
+		l.demoting = nil
 		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
 		c.notifyRole(coordinator.RoleSlave, 0, nil)
 		if restart {
@@ -404,7 +428,20 @@ func (l *loop) leadershipLost() bool {
 		}
 	default:
 		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+		l.disarm(f)
+		l.demoting = nil
 		c.notifyRole(coordinator.RoleSlave, 0, nil)
+		if f.hasFired() && l.running {
+			// Killed by the fence: started again, as slave.
+			l.stopService()
+			if err := l.startService(); err != nil {
+				l.fail(startExitCode(err), err)
+				return false
+			}
+		}
+	}
+	if c.coord.Err() != nil {
+		return l.rejoin()
 	}
 	l.startCampaign()
 	return true
@@ -438,10 +475,11 @@ func (l *loop) startCampaign() {
 	ctx, cancel := context.WithCancel(l.bctx)
 	ch := make(chan campaignResult, 1)
 	l.campaign, l.campaignCancel = ch, cancel
+	coord := l.c.coord
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		lead, err := l.c.coord.Campaign(ctx)
+		lead, err := coord.Campaign(ctx)
 		ch <- campaignResult{lead, err}
 	}()
 }
@@ -518,13 +556,13 @@ func (l *loop) publishAsync(state coordinator.State) (wait func()) {
 	if l.c.coord.Err() != nil {
 		return func() {}
 	}
-	rec := l.record
+	rec, coord := l.record, l.c.coord
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(l.bctx, publishTimeout)
 		defer cancel()
-		if err := l.c.coord.Register(ctx, rec); err != nil {
+		if err := coord.Register(ctx, rec); err != nil {
 			l.c.log.Warn("publish state", "state", state, "err", err)
 		}
 	}()
@@ -564,7 +602,8 @@ func (l *loop) event(name HookName, prev coordinator.Role, added, removed []coor
 
 // runHooks runs the hooks of name in order, each with its timeout, and
 // returns the first failure. The hooks' context is never cancelled by a
-// stop or a later change, only by the timeout.
+// stop or a later change, only by the timeout and by the loss of the
+// leadership (hookStop).
 func (l *loop) runHooks(name HookName, prev coordinator.Role, added, removed []coordinator.Member) error {
 	c := l.c
 	hooks := c.cfg.Hooks[name]
@@ -573,16 +612,26 @@ func (l *loop) runHooks(name HookName, prev coordinator.Role, added, removed []c
 		c.log.Debug("no hook", "hook", name, "role", ev.Role)
 		return nil
 	}
+	stop := l.hookStop(name)
 	for i, h := range hooks {
 		timeout := c.cfg.HookTimeout
 		if t, ok := h.(timeoutHook); ok {
 			timeout = t.timeout
 		}
 		ctx, cancel := clockTimeout(context.WithoutCancel(l.bctx), c.cfg.Clock, timeout)
+		ctx, release := cancelOn(ctx, stop, ErrLeadershipLost)
 		start := time.Now()
 		c.metrics.hookRuns.WithLabelValues(string(name)).Inc()
 		err := h.RunHook(ctx, ev)
+		stopped := errors.Is(context.Cause(ctx), ErrLeadershipLost)
+		release()
 		cancel()
+		if stopped {
+			c.metrics.hookFailures.WithLabelValues(string(name)).Inc()
+			err = fmt.Errorf("hook %s[%d]: stopped: %w", name, i, ErrLeadershipLost)
+			c.log.Warn("hook stopped: leadership lost", "hook", name, "index", i, "role", ev.Role, "duration", time.Since(start))
+			return err
+		}
 		if err != nil {
 			c.metrics.hookFailures.WithLabelValues(string(name)).Inc()
 			err = fmt.Errorf("hook %s[%d]: %w", name, i, err)
@@ -722,6 +771,9 @@ func (l *loop) shutdown() {
 		code, ran = l.stopService()
 		c.svc.done()
 	}
+	// The service is gone: no deadline of a demotion is left to keep.
+	l.disarm(l.fence)
+	l.disarm(l.demoting)
 	published()
 	close(l.quit)
 	l.wg.Wait()

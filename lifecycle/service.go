@@ -33,9 +33,10 @@ type supervisor struct {
 	quit chan struct{}      // closed by the controller when it is done with the service
 	once sync.Once
 
-	mu      sync.Mutex
-	cur     *proc.Process
-	stopped map[*proc.Process]bool
+	mu       sync.Mutex
+	cur      *proc.Process
+	stopping *proc.Process // being stopped by stop, until its group is gone
+	stopped  map[*proc.Process]bool
 }
 
 func newSupervisor(cfg *Config) *supervisor {
@@ -93,12 +94,39 @@ func (s *supervisor) stop() (proc.Status, bool) {
 	s.cur = nil
 	if p != nil {
 		s.stopped[p] = true
+		s.stopping = p
 	}
 	s.mu.Unlock()
 	if p == nil {
 		return proc.Status{}, false
 	}
-	return p.Stop(s.grace), true
+	st := p.Stop(s.grace)
+	s.mu.Lock()
+	s.stopping = nil
+	s.mu.Unlock()
+	return st, true
+}
+
+// kill sends SIGKILL at once to the group of the service that runs or is
+// being stopped, and waits until the group is gone: the hard deadline of a
+// demotion. The service actor takes it for a stop of the controller's. It
+// reports whether there was a service.
+func (s *supervisor) kill() bool {
+	s.mu.Lock()
+	p := s.cur
+	s.cur = nil
+	if p != nil {
+		s.stopped[p] = true
+	} else {
+		p = s.stopping
+	}
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.SignalGroup(syscall.SIGKILL)
+	p.Stop(0) // waits for the group
+	return true
 }
 
 // forward sends sig to the service's main process, if it runs.

@@ -78,10 +78,13 @@ type metrics struct {
 	transitions  prometheus.Counter
 	hookRuns     *prometheus.CounterVec
 	hookFailures *prometheus.CounterVec
+	reopened     prometheus.Counter
 	leaseLeft    prometheus.Collector
 }
 
-func newMetrics(coord coordinator.Coordinator) *metrics {
+// newMetrics makes the collectors; current returns the member's current
+// handle, for the lease left.
+func newMetrics(current func() coordinator.Coordinator) *metrics {
 	m := &metrics{
 		isMaster: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ccctl_is_master", Help: "1 when this member is master, else 0.",
@@ -98,17 +101,25 @@ func newMetrics(coord coordinator.Coordinator) *metrics {
 		hookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ccctl_hook_failures_total", Help: "Hooks that failed or timed out, by hook name.",
 		}, []string{"hook"}),
+		reopened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccctl_sessions_reopened_total", Help: "New sessions opened after a session was lost (outages ridden through).",
+		}),
 	}
-	if lr, ok := coord.(coordinator.LeaseReporter); ok {
+	if _, ok := current().(coordinator.LeaseReporter); ok {
 		m.leaseLeft = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccctl_lease_seconds_left", Help: "Seconds the session's lease is known to last without another renewal.",
-		}, func() float64 { return lr.LeaseRemaining().Seconds() })
+		}, func() float64 {
+			if lr, ok := current().(coordinator.LeaseReporter); ok {
+				return lr.LeaseRemaining().Seconds()
+			}
+			return 0
+		})
 	}
 	return m
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures}
+	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures, m.reopened}
 	if m.leaseLeft != nil {
 		cs = append(cs, m.leaseLeft)
 	}

@@ -147,7 +147,7 @@ func TestTransitions(t *testing.T) {
 			},
 		},
 		{
-			name: "master cut off: fences itself, stops, slave takes over after the ttl",
+			name: "master cut off: demotes, slave takes over after the ttl, master rejoins as slave",
 			run: func(t *testing.T, h *harness) []*member {
 				a := h.run("a")
 				a.waitLines(t, 2)
@@ -159,7 +159,18 @@ func TestTransitions(t *testing.T) {
 					h.clk.Advance(100 * time.Millisecond)
 					return len(b.lines(t)) >= 4
 				})
-				a.wait(t)
+				a.waitLines(t, 4) // demoted while cut off
+				a.coord.Partition(false)
+				waitFor(t, "a to rejoin and see b", func() bool {
+					h.clk.Advance(100 * time.Millisecond)
+					return len(a.lines(t)) >= 5
+				})
+				if a.exited() {
+					t.Fatal("a exited; want it to ride through the outage")
+				}
+				b.waitLines(t, 5) // a came back
+				a.stop(t)
+				b.waitLines(t, 6) // a left
 				b.stop(t)
 				return []*member{a, b}
 			},
@@ -168,14 +179,16 @@ func TestTransitions(t *testing.T) {
 					"start role= prev= master= members=a",
 					"started_as_master role=master prev= master=a tok members=a",
 					"members_added role=master prev=master master=a tok members=a,b added=b removed=",
-					"stopping role=slave prev=slave master= members=a,b",
-				}, roles: []string{"master tok", "slave"}, code: lifecycle.ExitBackendUnavailable},
+					"transition_master_to_slave role=slave prev=master master= members=a,b",
+					"master_changed role=slave prev=slave master=b tok members=a,b",
+					"stopping role=slave prev=slave master=b tok members=a,b",
+				}, roles: []string{"master tok", "slave"}},
 				"b": {
 					lines: []string{
 						"start role= prev= master= members=b",
 						"started_as_slave role=slave prev= master=a tok members=a,b",
 					},
-					tail:  []string{"transition_slave_to_master", "members_removed", "stopping"},
+					tail:  []string{"transition_slave_to_master", "members_removed", "members_added", "members_removed", "stopping"},
 					roles: []string{"slave", "master tok"},
 				},
 			},
