@@ -373,7 +373,7 @@ func (l *loop) becomeMaster(lead coordinator.Leadership) {
 			if !errors.Is(lead.Err(), coordinator.ErrResigned) {
 				// Armed here too, so that the deadline holds however long
 				// the controller actor takes to see the end.
-				l.arm(f, expiresIn(coord))
+				l.arm(f, fenceDelay(coord))
 			}
 		case <-l.quit:
 		}
@@ -396,7 +396,7 @@ func (l *loop) leadershipLost() bool {
 	f := l.fence
 	lead := l.dropLeadership()
 	cause := lead.Err()
-	l.arm(f, expiresIn(c.coord))
+	l.arm(f, fenceDelay(c.coord))
 	l.demoting = f
 	c.log.Warn("leadership lost", "token", lead.Token(), "err", cause, "action", c.cfg.OnLeadershipLost,
 		"deadline", expiresIn(c.coord).Round(time.Millisecond))

@@ -17,8 +17,9 @@ import (
 //   - A former master's service does not run as master past the instant
 //     its lease can first expire on the server: the term's fence (armed
 //     when the term ends other than by resigning, in becomeMaster's
-//     watcher) SIGKILLs the service's group at that instant unless the
-//     demotion completed first (disarm in leadershipLost and shutdown).
+//     watcher and in leadershipLost) SIGKILLs the service's group halfway
+//     to that instant (fenceDelay) unless the demotion completed first
+//     (disarm in leadershipLost and shutdown).
 //   - A hook running when the leadership is lost is stopped at once
 //     (hookStop: its context is cancelled with ErrLeadershipLost), so that
 //     the demotion starts at once.
@@ -120,6 +121,12 @@ func expiresIn(coord coordinator.Coordinator) time.Duration {
 	}
 	return 0
 }
+
+// fenceDelay is when the fence of a term that ended now fires: halfway to
+// the instant coord's lease can first expire on the server, so that the
+// kill is complete before it (for a session given up for lack of renewal,
+// half the backend's margin after the loss).
+func fenceDelay(coord coordinator.Coordinator) time.Duration { return expiresIn(coord) / 2 }
 
 // hookStop returns what stops a hook of name when it closes: the end of
 // the term for a master's hook (but its init hook, which runs before the

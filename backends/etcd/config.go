@@ -58,9 +58,10 @@ type Config struct {
 	// TTL is the session lease's time to live: whole seconds, at least 2s
 	// (default 10s).
 	TTL time.Duration
-	// RenewInterval is the time between keep-alive requests (default TTL/3:
-	// with the default margin, one renewal may be lost without ending the
-	// session).
+	// RenewInterval is the time between keep-alive requests (default
+	// TTL/5). An outage of etcd shorter than TTL - Margin - RenewInterval
+	// (7 s at TTL 10 s) loses no session wherever it falls between two
+	// renewals, since a renewal goes out as soon as etcd answers again.
 	RenewInterval time.Duration
 	// Margin is how long before the lease could expire on the server the
 	// session is given up for lack of renewal (default TTL/10, at least
@@ -105,7 +106,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, invalid("ttl %v: want whole seconds (etcd leases count seconds)", cfg.TTL)
 	}
 	if cfg.RenewInterval == 0 {
-		cfg.RenewInterval = cfg.TTL / 3
+		cfg.RenewInterval = cfg.TTL / 5
 	}
 	if cfg.RenewInterval < 0 {
 		return cfg, invalid("renew interval %v: want > 0", cfg.RenewInterval)

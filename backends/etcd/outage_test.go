@@ -30,19 +30,20 @@ func waitRenewal(t testing.TB, c *etcd.Coordinator, d time.Duration) time.Time {
 // renewal was acknowledged, breaking its connections (a proxy's Reset and
 // Cut: etcd gone), and reconnects it after the last renewal tick before the
 // session's deadline: only a renewal sent as soon as a keep-alive stream is
-// open again keeps the session (at TTL 10 s: an outage of about 7 s,
+// open again keeps the session (at TTL 10 s: an outage of about 8.3 s,
 // against a deadline 9 s after the acknowledged renewal).
 func TestSessionSurvivesOutage(t *testing.T) {
 	const ttl = 10 * time.Second
 	e := etcdtest.Start(t)
 	p := etcdtest.NewProxy(t, e.Endpoint(0))
 	c := openWith(t, etcd.Config{Endpoints: []string{p.Endpoint()}, Cluster: newCluster(), ID: "m1", TTL: ttl, Logger: quietLogger()})
-	interval, margin := ttl/3, ttl/10
-	acked := waitRenewal(t, c, 2*interval)
+	interval, margin := ttl/5, ttl/10                // the defaults
+	lastTick := (ttl - margin) / interval * interval // the last renewal due before the deadline
+	acked := waitRenewal(t, c, 3*interval)
 	p.Cut()
 	p.Reset()
 	down := time.Now()
-	time.Sleep(time.Until(acked.Add(2*interval + 300*time.Millisecond))) // the outage itself
+	time.Sleep(time.Until(acked.Add(lastTick + 300*time.Millisecond))) // the outage itself
 	p.Heal()
 	back := time.Now()
 	t.Logf("cut off %v, back %v after the acknowledged renewal; the session's deadline was %v after it",
