@@ -29,7 +29,8 @@ const (
 	// ExitBadConfig means that the configuration is invalid (New failed).
 	ExitBadConfig = 2
 	// ExitBackendUnavailable means that the backend could not be reached in
-	// time, or that the session was lost.
+	// time at start-up, or that a lost session could not be replaced (a
+	// backend without coordinator.Reopener).
 	ExitBackendUnavailable = 3
 	// ExitInitHookFailed means that the start hook or the role's init hook
 	// failed.

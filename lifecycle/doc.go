@@ -17,6 +17,32 @@
 //   - Hooks run one at a time, in the order the changes were seen, each with
 //     a timeout (HookTimeout, or WithTimeout for one hook). A running hook is
 //     never cancelled by a later change or by a stop: a stop waits for it.
+//     The one exception is the loss of the leadership: a master's hook
+//     that runs when its term ends (its init hook excepted, which runs
+//     before the service starts) is stopped at once, its context cancelled
+//     with ErrLeadershipLost (a command hook's group gets SIGTERM, then
+//     SIGKILL 2 s later), so that the demotion starts at once.
+//   - The demotion has a hard deadline. The instant that matters is when
+//     the term's lease can first expire on the server, as the Coordinator
+//     reports it (coordinator.ExpiryReporter: for etcd, TTL after the send
+//     time of the last acknowledged renewal, that is the backend's margin
+//     after the loss). If the demotion (the configured
+//     LeadershipLostAction) has not completed halfway to that instant, the
+//     service's process group is SIGKILLed, so that it is gone before the
+//     instant, and the demotion hook's context is cancelled; the service is
+//     then started again as slave, unless the action is exit. A backend
+//     that cannot tell the instant gets the kill at once.
+//   - The loss of the session is not the end of the member (with a
+//     backend that implements coordinator.Reopener, as both of ccctl's
+//     do): a master demotes first, as above; then the controller opens a
+//     new session (Reopen, which revokes the old lease if the backend
+//     still has it), with a backoff of 200 ms growing to 1 s with jitter,
+//     for as long as it runs; it registers again under its id with its
+//     current record, watches again and campaigns again. A slave's service
+//     is never stopped or restarted by this, and no init hook runs again;
+//     once the new watch's view is complete, what changed meanwhile
+//     (master, members) runs the usual hooks, computed by the same diff.
+//     Controller.Coordinator returns the current handle.
 //     A hook is run only for a change that still holds when it is about to
 //     run: changes seen together are compared with what the hooks were last
 //     told, so a member that joined and left in the meantime, or a master
@@ -40,8 +66,9 @@
 // their own: the init hook sees them in CC_MEMBERS and CC_MASTER_*. For
 // events that do not change the role, PreviousRole equals Role. A member
 // that boots while the cluster is paused with no master starts as slave.
-// The loss of the session (Coordinator.Done) stops the controller with
-// ExitBackendUnavailable, whatever OnLeadershipLost says. A stop asked for
+// ExitBackendUnavailable is left for a backend that cannot be reached at the
+// first registration, and for a lost session on a backend without
+// coordinator.Reopener. A stop asked for
 // by a signal or by the caller's ctx returns the service's exit code (0
 // when there is no service). An Extension whose Run returns nil before its
 // context is done does not stop the controller.
@@ -49,9 +76,11 @@
 // # What is not guaranteed
 //
 // A hook written in Go must return when its context is done: the controller
-// waits for it and cannot kill a goroutine. A hook that is running when the
-// leadership is lost delays the demotion hook until it returns (extensions
-// are told regardless). A process frozen by SIGSTOP or a paused container
+// waits for it and cannot kill a goroutine: a Go hook that ignores its
+// context delays the demotion, though not the kill of the service at the
+// deadline. A leader key deleted by hand ends the term while the lease
+// lives: another member may then lead at once, before the deadline, which
+// stays the lease's expiry. A process frozen by SIGSTOP or a paused container
 // cannot act on the loss of leadership until it runs again: receivers of
 // the service's writes must check the fencing token (CC_FENCING_TOKEN).
 // Signals other than SIGTERM and SIGINT are forwarded to the service's main

@@ -417,6 +417,7 @@ func (l *loop) leadershipLost() bool {
 			l.stopService()
 		}
 		l.disarm(f)
+		f.waitKilled()
 		l.demoting = nil
 		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
 		c.notifyRole(coordinator.RoleSlave, 0, nil)
@@ -433,6 +434,7 @@ func (l *loop) leadershipLost() bool {
 		c.notifyRole(coordinator.RoleSlave, 0, nil)
 		if f.hasFired() && l.running {
 			// Killed by the fence: started again, as slave.
+			f.waitKilled()
 			l.stopService()
 			if err := l.startService(); err != nil {
 				l.fail(startExitCode(err), err)

@@ -48,9 +48,18 @@ type fence struct {
 	timer    interface{ Stop() bool }
 	disarmed bool
 	fired    chan struct{} // closed when the deadline passed before the demotion completed
+	killed   chan struct{} // closed once the kill that followed is done
 }
 
-func newFence() *fence { return &fence{fired: make(chan struct{})} }
+func newFence() *fence { return &fence{fired: make(chan struct{}), killed: make(chan struct{})} }
+
+// waitKilled waits, if the fence fired, until its kill is done, so that a
+// service started afterwards is not the one it kills.
+func (f *fence) waitKilled() {
+	if f.hasFired() {
+		<-f.killed
+	}
+}
 
 // hasFired reports whether the deadline passed before the demotion
 // completed.
@@ -82,6 +91,7 @@ func (l *loop) arm(f *fence, d time.Duration) {
 		f.disarmed = true
 		close(f.fired)
 		f.mu.Unlock()
+		defer close(f.killed)
 		l.fenceFired()
 	})
 }

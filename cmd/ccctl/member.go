@@ -249,6 +249,7 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		hooks = r.Install(hooks)
 	}
 
+	var ctrl *lifecycle.Controller
 	var exts []lifecycle.Extension
 	if len(cfg.Jobs) > 0 {
 		jobs := make([]schedule.Job, len(cfg.Jobs))
@@ -256,7 +257,11 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 			jobs[i] = schedule.Job{Name: j.Name, Schedule: j.Schedule, Role: schedule.Role(j.Role), Command: j.Command,
 				Timeout: j.Timeout, Overlap: schedule.Overlap(j.Overlap), Jitter: j.Jitter}
 		}
-		claimer, _ := m.coord.(coordinator.SlotClaimer)
+		var claimer coordinator.SlotClaimer
+		if _, ok := m.coord.(coordinator.SlotClaimer); ok {
+			// The controller's handle, which is replaced after an outage.
+			claimer = currentClaimer(func() coordinator.Coordinator { return ctrl.Coordinator() })
+		}
 		s, err := schedule.New(schedule.Config{Jobs: jobs, Location: cfg.JobsLocation, Claimer: claimer, MemberID: cfg.InstanceID, Logger: m.base,
 			Registerer: reg, GracePeriod: cfg.GracePeriod})
 		if err != nil {
@@ -305,7 +310,6 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 			Interrupt: func(error) { cancel() },
 		})
 	}
-	var ctrl *lifecycle.Controller
 	if cfg.HTTPAddress != "" {
 		srv, err := httpapi.New(httpapi.Config{
 			Address:  cfg.HTTPAddress,
@@ -328,6 +332,18 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 	}
 	code, _ := ctrl.Run(ctx) // the controller logs why it stopped
 	return code, nil
+}
+
+// currentClaimer claims job slots through the member's current handle.
+type currentClaimer func() coordinator.Coordinator
+
+// ClaimSlot claims the slot through the current handle.
+func (f currentClaimer) ClaimSlot(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
+	sc, ok := f().(coordinator.SlotClaimer)
+	if !ok {
+		return false, fmt.Errorf("claim slot %s: the backend cannot claim slots", job)
+	}
+	return sc.ClaimSlot(ctx, job, slot, retention)
 }
 
 // jobReporter adapts the scheduler to the controller: an Extension that
