@@ -633,3 +633,52 @@ func manyMembers(b *testing.B, n int) {
 	b.ReportMetric(campaigning.Seconds(), "s-until-first-leader")
 	b.ReportMetric(ms(median(lat)), "ms-median/handover")
 }
+
+// BenchmarkSurvivableOutage: the longest outage of etcd (every connection
+// broken, nothing answering: a proxy's Reset and Cut) that a session
+// survives, at TTL 3, 5 and 10 s with the default renew interval and
+// margin. "best" cuts just after a renewal was acknowledged, "worst" just
+// before the next one is due. From the deadline left at the cut, outages
+// 100 ms shorter each time are tried until one is survived; reported:
+// that outage, and the time from the end of the outage to the renewal.
+func BenchmarkSurvivableOutage(b *testing.B) {
+	e := etcdtest.Start(b)
+	for _, ttl := range []time.Duration{3 * time.Second, 5 * time.Second, 10 * time.Second} {
+		for _, phase := range []string{"best", "worst"} {
+			b.Run(fmt.Sprintf("TTL=%v/%s", ttl, phase), func(b *testing.B) {
+				interval := ttl / 5
+				for range b.N {
+					var survived, renewal time.Duration
+					for try := 0; try < 8 && survived == 0; try++ {
+						p := etcdtest.NewProxy(b, e.Endpoint(0))
+						c := openWith(b, etcd.Config{Endpoints: []string{p.Endpoint()}, Cluster: newCluster(), ID: "a", TTL: ttl, Logger: quietLogger()})
+						waitRenewal(b, c, 2*interval)
+						if phase == "worst" {
+							time.Sleep(interval - 50*time.Millisecond) // the next renewal is due in 50 ms
+						}
+						left := c.LeaseRemaining()
+						outage := left - time.Duration(try+1)*100*time.Millisecond
+						p.Cut()
+						p.Reset()
+						time.Sleep(outage)
+						p.Heal()
+						healed := time.Now()
+						for c.Err() == nil && c.LeaseRemaining() < left {
+							time.Sleep(2 * time.Millisecond) // polling interval of a bounded poll: the session ends at its deadline
+						}
+						if c.Err() == nil {
+							survived, renewal = outage, time.Since(healed)
+						}
+						c.Close()
+						p.Close()
+					}
+					if survived == 0 {
+						b.Fatalf("no outage survived")
+					}
+					b.ReportMetric(survived.Seconds(), "outage-s")
+					b.ReportMetric(float64(renewal.Milliseconds()), "renewal-ms")
+				}
+			})
+		}
+	}
+}
