@@ -45,7 +45,7 @@ func (c Cluster) String() string { return c.Environment + "/" + c.Service }
 // a digit, so that it is safe as one segment of a key or a file name.
 func ValidateName(what, s string) error {
 	if !validName(s) {
-		return fmt.Errorf("%s %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, s)
+		return fmt.Errorf("%s %s: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, short(s))
 	}
 	return nil
 }
@@ -376,4 +376,33 @@ func StateEvents(members []Member, leader *Leader, paused bool, switchoverTo str
 		evs = append(evs, Event{Type: EventSwitchover, SwitchoverTo: switchoverTo})
 	}
 	return evs
+}
+
+// Validate checks a record read from a backend: its id is a valid member
+// name, its role one of the roles (or none) and its state one of the states
+// (or none), so that a record written by hand or by something else is not
+// taken for a member's.
+func (m Member) Validate() error {
+	if err := ValidateName("member id", m.ID); err != nil {
+		return err
+	}
+	switch m.Role {
+	case RoleNone, RoleMaster, RoleSlave:
+	default:
+		return fmt.Errorf("member %s: role %s: want master, slave or none", m.ID, short(string(m.Role)))
+	}
+	switch m.State {
+	case "", StateStarting, StateInitializing, StateRunning, StateActive, StateStopping, StateStopped, StateFailed:
+	default:
+		return fmt.Errorf("member %s: state %s: want one of starting, initializing, running, active, stopping, stopped, failed", m.ID, short(string(m.State)))
+	}
+	return nil
+}
+
+// short quotes s, cut to 64 bytes, for an error line.
+func short(s string) string {
+	if len(s) > 64 {
+		return fmt.Sprintf("%q...", s[:64])
+	}
+	return fmt.Sprintf("%q", s)
 }

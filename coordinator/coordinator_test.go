@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -34,5 +35,27 @@ func TestValidateName(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "service") {
 			t.Errorf("ValidateName(%q) = %q; want the error to name the setting", tc.name, err)
 		}
+	}
+}
+
+func TestMemberValidate(t *testing.T) {
+	for _, tc := range []struct {
+		m  coordinator.Member
+		ok bool
+	}{
+		{coordinator.Member{ID: "web1", Role: coordinator.RoleMaster, State: coordinator.StateActive}, true},
+		{coordinator.Member{ID: "web1"}, true},
+		{coordinator.Member{ID: "../../x", Role: coordinator.RoleMaster}, false},
+		{coordinator.Member{ID: ""}, false},
+		{coordinator.Member{ID: "web1", Role: "king"}, false},
+		{coordinator.Member{ID: "web1", State: "dancing"}, false},
+	} {
+		if err := tc.m.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v.Validate() = %v; want ok=%v", tc.m, err, tc.ok)
+		}
+	}
+	err := coordinator.ValidateName("member id", strings.Repeat("x/", 1<<20))
+	if err == nil || len(err.Error()) > 300 {
+		t.Errorf("ValidateName of a 2 MB name: got an error of %d bytes; want a short one", len(fmt.Sprint(err)))
 	}
 }

@@ -83,13 +83,11 @@ func invalid(format string, args ...any) error {
 // withDefaults returns cfg with defaults applied and checks everything but
 // the connection fields.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+	prefix, err := cleanPrefix(cfg.Prefix)
+	if err != nil {
+		return cfg, err
 	}
-	if !strings.HasPrefix(cfg.Prefix, "/") {
-		return cfg, invalid("prefix %q: want it to start with '/'", cfg.Prefix)
-	}
-	cfg.Prefix = strings.TrimRight(cfg.Prefix, "/")
+	cfg.Prefix = prefix
 	if err := cfg.Cluster.Validate(); err != nil {
 		return cfg, invalid("%v", err)
 	}

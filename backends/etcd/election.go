@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -217,7 +218,7 @@ const (
 // it holds the heir's place, or a switchover names it. Such a member
 // watches the leader key and tries without a herd delay.
 func (c *Coordinator) first(st electionState) bool {
-	return st.heirIs(c.lease) || (st.switchover != nil && string(st.switchover.Value) == c.cfg.ID)
+	return st.heirIs(c.lease) || st.switchTo == c.cfg.ID
 }
 
 // next returns what this member does in st. Only the first tries to lead
@@ -226,9 +227,9 @@ func (c *Coordinator) first(st electionState) bool {
 // place).
 func (c *Coordinator) next(st electionState) move {
 	switch {
-	case st.open(c.cfg.ID) && (c.first(st) || st.heir == nil):
+	case st.open(c.cfg.ID) && (c.first(st) || st.heirID == ""):
 		return moveLead
-	case st.heir == nil && !st.open(c.cfg.ID):
+	case st.heirID == "" && !st.open(c.cfg.ID):
 		return moveClaim
 	}
 	return moveNone
@@ -370,24 +371,33 @@ func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
 // electionState is what a campaign follows: the election and control keys
 // at one revision (a waiter that watches only the heir's place and the
 // control keys keeps the leader key as it last read it).
+//
+// Keys that fail the checks (Layout) count as absent in every decision;
+// their revisions still go into the conditions of the transactions, which
+// would otherwise never hold while such a key exists: heir and switchover
+// are the keys as read, heirID and switchTo what they say if they pass;
+// bogus are the keys under election/ that are not a leader's.
 type electionState struct {
 	rev        int64
-	leader     *mvccpb.KeyValue
+	leader     *mvccpb.KeyValue // the leader key, if one passes the checks
+	bogus      []*mvccpb.KeyValue
 	heir       *mvccpb.KeyValue
+	heirID     string // the member in the heir's place; "" if none
 	pause      *mvccpb.KeyValue
 	switchover *mvccpb.KeyValue
+	switchTo   string // the target of the switchover request; "" if none
 }
 
 // open reports whether member id may try to lead: the leadership is vacant,
 // the cluster not paused and no switchover names another member.
 func (st *electionState) open(id string) bool {
-	return st.leader == nil && st.pause == nil && (st.switchover == nil || string(st.switchover.Value) == id)
+	return st.leader == nil && st.pause == nil && (st.switchTo == "" || st.switchTo == id)
 }
 
 // heirIs reports whether the session with this lease holds the heir's
 // place.
 func (st *electionState) heirIs(lease clientv3.LeaseID) bool {
-	return st.heir != nil && clientv3.LeaseID(st.heir.Lease) == lease
+	return st.heirID != "" && clientv3.LeaseID(st.heir.Lease) == lease
 }
 
 // readOp reads the election and control keys.
@@ -400,7 +410,7 @@ func (c *Coordinator) readOp() clientv3.Op {
 func (c *Coordinator) stateOf(rev int64, r *pb.RangeResponse) electionState {
 	st := electionState{rev: rev}
 	for _, kv := range r.GetKvs() {
-		st.set(c.keys, string(kv.Key), kv)
+		st.set(c, string(kv.Key), kv)
 	}
 	return st
 }
@@ -426,7 +436,7 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 }
 
 // apply records the events of a watch response that are newer than st.
-func (st *electionState) apply(k keys, events []*clientv3.Event) {
+func (st *electionState) apply(c *Coordinator, events []*clientv3.Event) {
 	seen := st.rev // events of one transaction share a revision
 	for _, ev := range events {
 		kv := ev.Kv
@@ -436,16 +446,26 @@ func (st *electionState) apply(k keys, events []*clientv3.Event) {
 		if ev.Type == mvccpb.DELETE {
 			kv = nil
 		}
-		st.set(k, string(ev.Kv.Key), kv)
+		st.set(c, string(ev.Kv.Key), kv)
 		st.rev = ev.Kv.ModRevision
 	}
 }
 
 // set records kv (nil: deleted) as the value of key, if key is one of the
 // keys a campaign follows.
-func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
+func (st *electionState) set(c *Coordinator, key string, kv *mvccpb.KeyValue) {
+	k := c.keys
+	var d decoded
+	if kv != nil {
+		d = c.decodeKV(kv)
+	}
 	switch {
 	case strings.HasPrefix(key, k.leaders):
+		st.bogus = slices.DeleteFunc(st.bogus, func(b *mvccpb.KeyValue) bool { return string(b.Key) == key })
+		if kv != nil && d.err != nil {
+			st.bogus = append(st.bogus, kv)
+			kv = nil // no leader's key
+		}
 		// At most one leader key exists; the events of a handover delete
 		// one and create another in one revision.
 		if kv != nil || (st.leader != nil && string(st.leader.Key) == key) {
@@ -455,12 +475,44 @@ func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
 	}
 	switch key {
 	case k.heir:
-		st.heir = kv
+		st.heir, st.heirID = kv, ""
+		if kv != nil && d.err == nil {
+			st.heirID = d.id
+		}
 	case k.pause:
 		st.pause = kv
 	case k.switchover:
-		st.switchover = kv
+		st.switchover, st.switchTo = kv, ""
+		if kv != nil && d.err == nil {
+			st.switchTo = d.id
+		}
 	}
+}
+
+// vacantLeaders returns the conditions under which no leader key exists
+// under election/ but the keys of st.bogus, each as st saw it, and the
+// operations that delete those: a key that is not a leader's neither
+// blocks a term nor outlives the start of one.
+func (c *Coordinator) vacantLeaders(st *electionState) ([]clientv3.Cmp, []clientv3.Op) {
+	if len(st.bogus) == 0 {
+		return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(c.keys.leaders), "=", 0).WithPrefix()}, nil
+	}
+	bogus := slices.Clone(st.bogus)
+	slices.SortFunc(bogus, func(a, b *mvccpb.KeyValue) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	from := c.keys.leaders
+	for _, b := range bogus {
+		key := string(b.Key)
+		// Nothing in [from, key), and key as it was read.
+		cmps = append(cmps,
+			clientv3.Compare(clientv3.CreateRevision(from), "=", 0).WithRange(key),
+			clientv3.Compare(clientv3.ModRevision(key), "=", b.ModRevision))
+		ops = append(ops, clientv3.OpDelete(key))
+		from = key + "\x00"
+	}
+	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(from), "=", 0).WithRange(c.keys.waitEnd))
+	return cmps, ops
 }
 
 // tryLead creates the leader key if the state read still holds (giving up
@@ -468,14 +520,32 @@ func (st *electionState) set(k keys, key string, kv *mvccpb.KeyValue) {
 // when it did; when it did not, st holds the keys as the transaction saw
 // them.
 func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bool, error) {
+	own := c.keys.leaderOf(c.cfg.ID)
+	if i := slices.IndexFunc(st.bogus, func(b *mvccpb.KeyValue) bool { return string(b.Key) == own }); i >= 0 {
+		// Something else was put at this member's leader key. One
+		// transaction cannot delete a key and create it again (a put
+		// would keep its create revision, the token): delete it first.
+		_, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(own), "=", st.bogus[i].ModRevision)).
+			Then(clientv3.OpDelete(own)).Commit()
+		if err != nil {
+			return 0, false, err
+		}
+		fresh, err := c.getState(ctx)
+		if err != nil {
+			return 0, false, err
+		}
+		*st = fresh
+		return 0, false, nil
+	}
 	var swRev, heirRev int64
 	if st.switchover != nil {
 		swRev = st.switchover.ModRevision
 	}
 	if st.heir != nil {
-		heirRev = st.heir.CreateRevision
+		heirRev = st.heir.ModRevision
 	}
-	ops := []clientv3.Op{clientv3.OpPut(c.keys.leaderOf(c.cfg.ID), c.cfg.ID, clientv3.WithLease(c.lease))}
+	vacant, clear := c.vacantLeaders(st)
+	ops := append(clear, clientv3.OpPut(own, c.cfg.ID, clientv3.WithLease(c.lease)))
 	if st.switchover != nil {
 		// The request is fulfilled by this term.
 		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
@@ -483,12 +553,11 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 	if st.heirIs(c.lease) {
 		ops = append(ops, clientv3.OpDelete(c.keys.heir))
 	}
-	resp, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(c.keys.leaders), "=", 0).WithPrefix(),
+	resp, err := c.cli.Txn(ctx).If(append(vacant,
 		clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
 		clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
-		clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", heirRev),
-	).Then(ops...).Else(c.readOp()).Commit()
+		clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", heirRev),
+	)...).Then(ops...).Else(c.readOp()).Commit()
 	if err != nil {
 		return 0, false, err
 	}
@@ -498,11 +567,16 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 	return resp.Header.Revision, resp.Succeeded, nil
 }
 
-// claimHeir takes the heir's place if it is vacant, and reports whether it
-// did; st then holds the keys as the transaction saw them.
+// claimHeir takes the heir's place if it is vacant (or holds a key that
+// is not a member's, unchanged since st), and reports whether it did; st
+// then holds the keys as the transaction saw them.
 func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, error) {
+	var heirRev int64
+	if st.heir != nil {
+		heirRev = st.heir.ModRevision
+	}
 	resp, err := c.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", heirRev),
 	).Then(
 		clientv3.OpPut(c.keys.heir, c.cfg.ID, clientv3.WithLease(c.lease)), c.readOp(),
 	).Else(c.readOp()).Commit()
@@ -635,7 +709,7 @@ func (w *waiter) next(ctx context.Context, st *electionState, due, recount <-cha
 			}
 			return wakeStale, nil
 		}
-		st.apply(c.keys, resp.Events)
+		st.apply(c, resp.Events)
 		return wakeChanged, nil
 	}
 }
@@ -726,12 +800,12 @@ func (l *leadership) Resign(ctx context.Context) error {
 // yet).
 func (c *Coordinator) release(ctx context.Context, token int64, view electionState) error {
 	own := c.keys.leaderOf(c.cfg.ID)
-	if h := view.heir; h != nil && view.pause == nil && string(h.Value) != c.cfg.ID &&
-		(view.switchover == nil || string(view.switchover.Value) == string(h.Value)) {
+	if h, to := view.heir, view.heirID; to != "" && view.pause == nil && to != c.cfg.ID &&
+		(view.switchTo == "" || view.switchTo == to) {
 		var swRev int64
 		ops := []clientv3.Op{
 			clientv3.OpDelete(own),
-			clientv3.OpPut(c.keys.leaderOf(string(h.Value)), string(h.Value), clientv3.WithLease(clientv3.LeaseID(h.Lease))),
+			clientv3.OpPut(c.keys.leaderOf(to), to, clientv3.WithLease(clientv3.LeaseID(h.Lease))),
 		}
 		if view.switchover != nil {
 			swRev = view.switchover.ModRevision
@@ -739,13 +813,13 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 		}
 		resp, err := c.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.CreateRevision(own), "=", token),
-			clientv3.Compare(clientv3.CreateRevision(c.keys.heir), "=", h.CreateRevision),
+			clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", h.ModRevision),
 			clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
 			clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
 		).Then(ops...).Commit()
 		switch {
 		case err == nil && resp.Succeeded:
-			c.log.Info("leadership handed over", "token", token, "to", string(h.Value))
+			c.log.Info("leadership handed over", "token", token, "to", to)
 			return nil
 		case err != nil && ctx.Err() != nil:
 			return err
@@ -826,7 +900,7 @@ func (l *leadership) monitor(ctx context.Context) {
 			if wr.CompactRevision != 0 || wr.Err() != nil {
 				break
 			}
-			st.apply(c.keys, wr.Events)
+			st.apply(c, wr.Events)
 			if !follow(st) {
 				return
 			}

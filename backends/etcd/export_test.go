@@ -27,3 +27,18 @@ func MembersCounted(c *Coordinator) int64 { return c.counted.Load() }
 // RenewedBy returns the id of the etcd member that answered c's latest
 // keep-alive request.
 func RenewedBy(c *Coordinator) uint64 { return c.renewedBy.Load() }
+
+// LeaderViewRevision returns the revision up to which the monitor of c's
+// current term has seen the election and control keys (0: no term, or
+// not yet).
+func LeaderViewRevision(c *Coordinator) int64 {
+	c.mu.Lock()
+	l := c.leader
+	c.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.view.rev
+}

@@ -36,8 +36,9 @@ func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error 
 	return nil
 }
 
-// Members returns every registered member's record, sorted by id. Records
-// that do not parse are skipped and logged.
+// Members returns every registered member's record, sorted by id. Keys
+// that are not a member's record (see Layout.DecodeMember) are skipped and
+// logged.
 func (c *Coordinator) Members(ctx context.Context) ([]coordinator.Member, error) {
 	if err := c.check("members"); err != nil {
 		return nil, err
@@ -48,42 +49,33 @@ func (c *Coordinator) Members(ctx context.Context) ([]coordinator.Member, error)
 	}
 	ms := make([]coordinator.Member, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		m, err := decodeMember(kv.Value)
-		if err != nil {
-			c.log.Warn("members: unreadable record", "key", string(kv.Key), "err", err)
-			continue
+		if d := c.decodeKV(kv); d.err == nil {
+			ms = append(ms, d.member)
 		}
-		ms = append(ms, m)
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
 	return ms, nil
 }
 
-func decodeMember(b []byte) (coordinator.Member, error) {
-	var m coordinator.Member
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("decode member record: %w", err)
-	}
-	return m, nil
-}
-
 // Leader returns the current leader, or an error wrapping
-// coordinator.ErrNoLeader.
+// coordinator.ErrNoLeader. Keys under election/ that are not a leader's
+// (see Layout.DecodeLeader) are skipped and logged.
 func (c *Coordinator) Leader(ctx context.Context) (coordinator.Leader, error) {
 	if err := c.check("leader"); err != nil {
 		return coordinator.Leader{}, err
 	}
-	// At most one key exists under election/; the oldest, as etcdctl
-	// elect -l reads it, if a bug or an operator made another.
-	resp, err := c.cli.Get(ctx, c.keys.leaders, clientv3.WithFirstCreate()...)
+	// At most one leader key exists under election/; the oldest, as
+	// etcdctl elect -l reads it, if a bug made another.
+	resp, err := c.cli.Get(ctx, c.keys.leaders, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
 	if err != nil {
 		return coordinator.Leader{}, c.sessionErr("leader", err)
 	}
-	if len(resp.Kvs) == 0 {
-		return coordinator.Leader{}, fmt.Errorf("leader of %s: %w", c.cfg.Cluster, coordinator.ErrNoLeader)
+	for _, kv := range resp.Kvs {
+		if d := c.decodeKV(kv); d.err == nil {
+			return d.leader, nil
+		}
 	}
-	kv := resp.Kvs[0]
-	return coordinator.Leader{ID: string(kv.Value), Token: kv.CreateRevision}, nil
+	return coordinator.Leader{}, fmt.Errorf("leader of %s: %w", c.cfg.Cluster, coordinator.ErrNoLeader)
 }
 
 // Pause suspends automatic takeover: it creates control/pause (not bound to
@@ -156,11 +148,14 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 		if target == leader.ID {
 			return target, nil
 		}
+		if err := coordinator.ValidateName("member id", target); err != nil {
+			return "", fmt.Errorf("switchover: %v: %w", err, coordinator.ErrUnknownMember)
+		}
 		resp, err := c.cli.Get(ctx, c.keys.members+target)
 		if err != nil {
 			return "", c.sessionErr("switchover", err)
 		}
-		if len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		if len(resp.Kvs) == 0 || c.decodeKV(resp.Kvs[0]).err != nil {
 			return "", fmt.Errorf("switchover to %q: %w", target, coordinator.ErrUnknownMember)
 		}
 		kv := resp.Kvs[0]

@@ -63,6 +63,7 @@ type Coordinator struct {
 	counted                atomic.Int64
 	counting               atomic.Bool
 	renewedBy              atomic.Uint64 // the etcd member that answered the latest keep-alive
+	rejects                rejectLog     // keys read from etcd that failed the checks (keys.go)
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives

@@ -59,12 +59,21 @@ func (c *Coordinator) snapshot(ctx context.Context) (clusterState, int64, error)
 	return st, resp.Header.Revision, nil
 }
 
-// apply updates st by one etcd event and returns the events to report.
+// apply updates st by one etcd event and returns the events to report. A
+// key that fails the checks (Layout) is ignored, and a put of one over a
+// key st holds counts as its deletion.
 func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.Event {
 	key := string(ev.Kv.Key)
 	put := ev.Type == mvccpb.PUT
-	switch {
-	case strings.HasPrefix(key, c.keys.members):
+	var d decoded
+	if put {
+		d = c.decodeKV(ev.Kv)
+		put = d.err == nil
+	} else {
+		d = c.keys.decode(ev.Kv) // the kind only: a deletion carries no value
+	}
+	switch d.kind {
+	case kindMember:
 		id := strings.TrimPrefix(key, c.keys.members)
 		old, known := st.members[id]
 		if !put {
@@ -74,17 +83,12 @@ func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.
 			delete(st.members, id)
 			return []coordinator.Event{{Type: coordinator.EventMemberLeft, Member: old.m}}
 		}
-		m, err := decodeMember(ev.Kv.Value)
-		if err != nil {
-			c.log.Warn("watch: unreadable record", "key", key, "err", err)
-			return nil
-		}
-		st.members[id] = memberRec{m: m, rev: ev.Kv.ModRevision}
+		st.members[id] = memberRec{m: d.member, rev: ev.Kv.ModRevision}
 		if known {
-			return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: m}}
+			return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: d.member}}
 		}
-		return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: m}}
-	case strings.HasPrefix(key, c.keys.leaders):
+		return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: d.member}}
+	case kindLeader:
 		if !put {
 			if st.leader == nil || key != c.keys.leaderOf(st.leader.ID) {
 				return nil
@@ -92,13 +96,13 @@ func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.
 			st.leader = nil
 			return []coordinator.Event{{Type: coordinator.EventNoLeader}}
 		}
-		l := coordinator.Leader{ID: string(ev.Kv.Value), Token: ev.Kv.CreateRevision}
+		l := d.leader
 		if st.leader != nil && *st.leader == l {
 			return nil
 		}
 		st.leader = &l
 		return []coordinator.Event{{Type: coordinator.EventLeaderChanged, Leader: l}}
-	case key == c.keys.pause:
+	case kindPause:
 		if put == st.paused {
 			return nil
 		}
@@ -107,10 +111,10 @@ func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.
 			return []coordinator.Event{{Type: coordinator.EventPaused}}
 		}
 		return []coordinator.Event{{Type: coordinator.EventResumed}}
-	case key == c.keys.switchover:
+	case kindSwitchover:
 		to := ""
 		if put {
-			to = string(ev.Kv.Value)
+			to = d.id
 		}
 		if to == st.switchover {
 			return nil

@@ -174,21 +174,26 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 }
 
 // leases returns the seconds left on each member record's lease, as etcd
-// reports them; members whose lease could not be read are missing.
+// reports them; members whose lease could not be read, or whose record is
+// not one (etcd.Layout.DecodeMember), are missing.
 func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
 	out := map[string]int64{}
-	prefix := h.cfg.Etcd.Prefix + "/" + h.cfg.Cluster.Environment + "/" + h.cfg.Cluster.Service + "/members/"
-	resp, err := h.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	layout, err := etcd.NewLayout(h.cfg.Etcd.Prefix, h.cfg.Cluster)
+	if err != nil {
+		return out
+	}
+	resp, err := h.cli.Get(ctx, layout.Members(), clientv3.WithPrefix())
 	if err != nil {
 		return out
 	}
 	for _, kv := range resp.Kvs {
-		if kv.Lease == 0 {
+		m, err := layout.DecodeMember(kv)
+		if err != nil {
 			continue
 		}
 		t, err := h.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err == nil && t.TTL >= 0 {
-			out[strings.TrimPrefix(string(kv.Key), prefix)] = t.TTL
+			out[m.ID] = t.TTL
 		}
 	}
 	return out
