@@ -32,20 +32,6 @@ func readPid(t *testing.T, path string) int {
 	return pid
 }
 
-// alive reports whether process pid exists and is not a zombie.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 // healthCode returns the status code of GET /health, 0 when it fails.
 func healthCode(client *http.Client, addr string) int {
 	resp, err := client.Get("http://" + addr + "/health")
@@ -109,10 +95,43 @@ func TestRunMetricsResetsKeepService(t *testing.T) {
 			r.cmd.ProcessState.ExitCode(), started, r.stderr.String())
 	default:
 	}
-	if !alive(pid) {
+	if !testutil.Alive(pid) {
 		t.Errorf("service %d gone after %d /metrics resets; want it running", pid, started)
 	}
 	if code := r.stop(t, syscall.SIGTERM, 20*time.Second); code != 128+int(syscall.SIGTERM) {
 		t.Errorf("exit code after SIGTERM: got %d; want %d", code, 128+int(syscall.SIGTERM))
+	}
+}
+
+// TestRunChildrenDieWithCcctl: when ccctl, not PID 1, is killed by SIGKILL,
+// its service and a running hook die with it (the kernel's parent-death
+// signal) instead of running on unsupervised.
+func TestRunChildrenDieWithCcctl(t *testing.T) {
+	for _, tc := range []struct{ name, hook string }{
+		{"service", ""},
+		{"hook", "started_as_master"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := []string{"CCCTL_INSTANCE_ID=killed"}
+			argv := loopService(dir)
+			if tc.hook != "" {
+				conf := filepath.Join(dir, "ccctl.yaml")
+				y := "hooks:\n  " + tc.hook + ": echo $$ > " + filepath.Join(dir, "svc.pid") + "; while :; do sleep 0.1; done\n"
+				if err := os.WriteFile(conf, []byte(y), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env = append(env, "CCCTL_CONFIG="+conf)
+				argv = []string{"sleep", "600"}
+			}
+			r := background(t, env, append([]string{"run", "--"}, argv...)...)
+			pid := readPid(t, filepath.Join(dir, "svc.pid"))
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			r.wait(t, 10*time.Second)
+			testutil.Eventually(t, 5*time.Second, "the "+tc.name+" to die with ccctl", func() bool { return !testutil.Alive(pid) })
+		})
 	}
 }
