@@ -162,7 +162,7 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 		sigs := c.cfg.Signals
 		if sigs == nil {
 			ch := make(chan os.Signal, 16)
-			signal.Notify(ch, forwardable()...)
+			signal.Notify(ch, caught()...)
 			defer signal.Stop(ch)
 			sigs = ch
 		}
@@ -235,8 +235,9 @@ func (c *Controller) closeCoordinator() {
 	c.metrics.isMaster.Set(0)
 }
 
-// handleSignals stops the controller on SIGTERM or SIGINT and forwards every
-// other signal to the service, until quit is closed.
+// handleSignals stops the controller on SIGTERM or SIGINT, drops the
+// signals of ccctl's own making (ownSignal) and forwards every other signal
+// it catches to the service, until quit is closed.
 func (c *Controller) handleSignals(sigs <-chan os.Signal, quit <-chan struct{}) {
 	for {
 		select {
@@ -247,8 +248,8 @@ func (c *Controller) handleSignals(sigs <-chan os.Signal, quit <-chan struct{}) 
 			if !ok {
 				continue
 			}
-			switch sig {
-			case syscall.SIGTERM, syscall.SIGINT:
+			switch {
+			case sig == syscall.SIGTERM, sig == syscall.SIGINT:
 				select {
 				case <-c.stopCh:
 					c.log.Info("signal, already stopping", "signal", sig.String())
@@ -256,7 +257,8 @@ func (c *Controller) handleSignals(sigs <-chan os.Signal, quit <-chan struct{}) 
 					c.log.Info("signal, stopping", "signal", sig.String())
 					c.requestStop(useServiceCode, nil)
 				}
-			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF:
+			case ownSignal(sig), !forwarded(sig):
+				c.log.Debug("signal not forwarded", "signal", sig.String())
 			default:
 				if c.svc == nil {
 					continue
@@ -271,17 +273,60 @@ func (c *Controller) handleSignals(sigs <-chan os.Signal, quit <-chan struct{}) 
 	}
 }
 
-// forwardable lists the signals the controller catches: all but those it
-// cannot catch and those the Go runtime owns.
-func forwardable() []os.Signal {
-	var sigs []os.Signal
+// The signals, as the controller treats them (the README lists the same):
+//
+//   - SIGTERM and SIGINT stop the controller.
+//   - ownSignal: SIGPIPE, SIGXFSZ and SIGXCPU are raised by ccctl's own
+//     sockets, pipes, file writes and CPU limit, so they say nothing to the
+//     service. They are caught and dropped: a write to a closed socket or
+//     pipe, or past the file size limit, then fails with an error instead
+//     of ending ccctl.
+//   - Not caught: SIGKILL and SIGSTOP (they cannot be); SIGCHLD (ccctl reaps
+//     its children itself); SIGURG and SIGPROF (the Go runtime's); the
+//     synchronous signals SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS
+//     and SIGABRT, and SIGTTIN and SIGTTOU, which tini does not forward
+//     either: sent to ccctl they have their default effect on ccctl.
+//   - Every other signal from 1 to 31 is forwarded to the service's main
+//     process: SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGSTKFLT,
+//     SIGCONT, SIGTSTP, SIGVTALRM, SIGWINCH, SIGIO and SIGPWR.
+
+// ownSignal reports whether sig is raised by ccctl's own sockets, pipes,
+// files or limits: caught, and never forwarded.
+func ownSignal(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGPIPE, syscall.SIGXFSZ, syscall.SIGXCPU:
+		return true
+	}
+	return false
+}
+
+// forwarded reports whether sig, received by ccctl, is passed on to the
+// service.
+func forwarded(sig syscall.Signal) bool {
+	if sig < 1 || sig > 31 || ownSignal(sig) {
+		return false
+	}
+	switch sig {
+	case syscall.SIGTERM, syscall.SIGINT, // they stop the controller
+		syscall.SIGKILL, syscall.SIGSTOP, // cannot be caught
+		syscall.SIGCHLD,                 // ccctl reaps
+		syscall.SIGURG, syscall.SIGPROF, // the Go runtime's
+		syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL, // synchronous
+		syscall.SIGTRAP, syscall.SIGSYS, syscall.SIGABRT,
+		syscall.SIGTTIN, syscall.SIGTTOU: // tini leaves them too
+		return false
+	}
+	return true
+}
+
+// caught lists the signals the controller catches: SIGTERM, SIGINT, the
+// signals of its own making (to drop them) and the forwarded ones.
+func caught() []os.Signal {
+	sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
 	for s := syscall.Signal(1); s <= 31; s++ {
-		switch s {
-		case syscall.SIGKILL, syscall.SIGSTOP, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF,
-			syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGFPE, syscall.SIGILL:
-			continue
+		if ownSignal(s) || forwarded(s) {
+			sigs = append(sigs, s)
 		}
-		sigs = append(sigs, s)
 	}
 	return sigs
 }

@@ -84,5 +84,9 @@
 // cannot act on the loss of leadership until it runs again: receivers of
 // the service's writes must check the fencing token (CC_FENCING_TOKEN).
 // Signals other than SIGTERM and SIGINT are forwarded to the service's main
-// process, not to its whole group.
+// process, not to its whole group; SIGPIPE, SIGXFSZ and SIGXCPU, which
+// ccctl's own sockets, pipes, files and limits raise, are caught and never
+// forwarded, and the synchronous signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+// SIGTRAP, SIGSYS, SIGABRT), SIGTTIN and SIGTTOU are not caught, as tini
+// leaves them.
 package lifecycle

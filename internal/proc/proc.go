@@ -17,7 +17,16 @@
 // os/exec or os.StartProcess directly: their waits would fail.
 //
 // Every child runs in its own process group (Setpgid), so that a stop reaches
-// its whole tree. Standard input, output and error may be any io.Reader or
+// its whole tree, and gets SIGKILL from the kernel when this process dies
+// (PR_SET_PDEATHSIG), so that no child outlives a ccctl killed by SIGKILL,
+// PID 1 or not. The kernel sends that signal when the thread that forked the
+// child ends, not the process, and a Go thread may end before its process
+// (when a goroutine locked to it returns), so every child is forked from one
+// goroutine locked to its thread for the life of the process. What is not
+// guaranteed: the child's own children get no such signal (they are
+// re-parented, and die only with a PID namespace or a cgroup that is
+// killed), and the kernel clears the setting when the child executes a
+// set-user-ID, set-group-ID or file-capability binary. Standard input, output and error may be any io.Reader or
 // io.Writer; when they are not *os.File, proc copies through a pipe and stops
 // copying at most WaitDelay after the child exited, so that a grandchild that
 // keeps the pipe open cannot hang the caller.
@@ -36,6 +45,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -121,13 +131,15 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	if err := p.pipes(); err != nil {
 		return nil, err
 	}
 
 	reaper.Lock()
-	err := cmd.Start()
+	var err error
+	onForkThread(func() { err = cmd.Start() })
 	reaping := reaper.enabled
 	if err == nil {
 		p.Pid = cmd.Process.Pid
@@ -147,6 +159,33 @@ func Start(cmd *exec.Cmd) (*Process, error) {
 		go p.waitOwn()
 	}
 	return p, nil
+}
+
+// forker runs every cmd.Start on one goroutine that locks its OS thread and
+// never returns, so the thread that forked a child (whose end sends the
+// child its Pdeathsig) lives as long as the process.
+var forker struct {
+	once sync.Once
+	reqs chan func()
+}
+
+// onForkThread runs f on the forker's thread and returns when f returned.
+func onForkThread(f func()) {
+	forker.once.Do(func() {
+		forker.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must not end
+			for f := range forker.reqs {
+				f()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	forker.reqs <- func() {
+		defer close(done)
+		f()
+	}
+	<-done
 }
 
 // pipes replaces non-file stdio by pipes copied in goroutines.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,8 @@ func TestMain(m *testing.M) {
 		os.Exit(reaperChild())
 	case "late":
 		os.Exit(lateReaperChild())
+	case "parent":
+		os.Exit(parentChild())
 	}
 	os.Exit(m.Run())
 }
@@ -203,5 +206,77 @@ func TestReaperReapsOrphans(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(string(out)), "exit=7 orphans=100 zombies=0"; got != want {
 		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+// parentChild starts a long sleep, prints its pid and waits to be killed.
+func parentChild() int {
+	p, err := proc.Start(exec.Command("sleep", "600"))
+	if err != nil {
+		fmt.Println("start:", err)
+		return 1
+	}
+	fmt.Println(p.Pid)
+	p.Wait()
+	return 0
+}
+
+// TestChildDiesWithParent: a child gets SIGKILL when the process that
+// started it is killed by SIGKILL, though that process is not PID 1.
+func TestChildDiesWithParent(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PROC_TEST_REAPER=parent")
+	var out testutil.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	var child int
+	testutil.Eventually(t, 10*time.Second, "the child's pid", func() bool {
+		child, _ = strconv.Atoi(strings.TrimSpace(out.String()))
+		return child > 0
+	})
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	testutil.Eventually(t, 5*time.Second, fmt.Sprintf("child %d to die with its parent", child), func() bool {
+		return !testutil.Alive(child)
+	})
+}
+
+// TestChildOutlivesThreadOfCaller: a child started from a goroutine whose
+// OS thread then ends (locked, it returns) keeps running: the parent-death
+// signal follows the forking thread, which must not be the caller's.
+func TestChildOutlivesThreadOfCaller(t *testing.T) {
+	started := make(chan *proc.Process, 1)
+	tids := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		tids <- syscall.Gettid()
+		p, err := proc.Start(exec.Command("sleep", "600"))
+		if err != nil {
+			t.Error(err)
+		}
+		started <- p
+	}()
+	tid, p := <-tids, <-started
+	if p == nil {
+		t.FailNow()
+	}
+	task := fmt.Sprintf("/proc/self/task/%d", tid)
+	testutil.Eventually(t, 10*time.Second, "the caller's thread to end", func() bool {
+		_, err := os.Stat(task)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	// The kernel sent any parent-death signal before the thread was gone:
+	// the child dies of SIGTERM only if it got none.
+	if st := p.Stop(10 * time.Second); st.Signal != syscall.SIGTERM {
+		t.Errorf("child's status after the thread of its caller ended and SIGTERM: got %v; want killed by SIGTERM", st)
 	}
 }

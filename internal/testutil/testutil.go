@@ -1,6 +1,6 @@
 // Package testutil holds the helpers that the tests of several ccctl
-// packages share: bounded polls, and a count of the zombies among the
-// process's children for the reaping tests.
+// packages share: bounded polls, a count of the zombies among the
+// process's children for the reaping tests, and whether a process is alive.
 //
 // It is imported by tests only. Every wait it offers is bounded, so a
 // condition that never holds fails the test instead of hanging it. What it
@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,4 +99,19 @@ func Zombies() int {
 		}
 	}
 	return n
+}
+
+// Alive reports whether process pid exists and is not a zombie (read from
+// /proc where it can be).
+func Alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
