@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -149,18 +146,11 @@ func (cfg Config) clientConfig() (clientv3.Config, error) {
 	secure := cfg.CACert != "" || cfg.Cert != "" || cfg.Key != ""
 	eps := make([]string, len(cfg.Endpoints))
 	for i, ep := range cfg.Endpoints {
-		ep = strings.TrimSpace(ep)
-		if !strings.Contains(ep, "://") {
-			ep = "http://" + ep
+		ep, err := ParseEndpoint(ep)
+		if err != nil {
+			return clientv3.Config{}, invalid("endpoint %q: %v", cfg.Endpoints[i], err)
 		}
-		u, err := url.Parse(ep)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return clientv3.Config{}, invalid("endpoint %q: want http://host:port, https://host:port or host:port", cfg.Endpoints[i])
-		}
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			return clientv3.Config{}, invalid("endpoint %q: want a port", cfg.Endpoints[i])
-		}
-		if u.Scheme == "https" {
+		if strings.HasPrefix(ep, "https://") {
 			secure = true
 		}
 		eps[i] = ep
@@ -190,9 +180,8 @@ func (cfg Config) clientConfig() (clientv3.Config, error) {
 	if secure {
 		var tc *tls.Config
 		if cfg.Cert != "" || cfg.CACert != "" {
-			info := transport.TLSInfo{CertFile: cfg.Cert, KeyFile: cfg.Key, TrustedCAFile: cfg.CACert}
 			var err error
-			if tc, err = info.ClientConfig(); err != nil {
+			if tc, err = tlsConfig(cfg.CACert, cfg.Cert, cfg.Key); err != nil {
 				return clientv3.Config{}, invalid("tls: %v", err)
 			}
 		} else {

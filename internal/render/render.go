@@ -10,7 +10,9 @@
 // What is guaranteed:
 //
 //   - Every template is parsed by New, so a bad template is reported at
-//     start-up, in one line naming the file and the line.
+//     start-up, in one line naming the file and the line. A source is read
+//     with internal/smallfile's limit: a device, a FIFO or a source over
+//     1 MiB is an error, not a hang.
 //   - A missing map key (for example .Env.UNSET) is an error, not "<no
 //     value>"; the destination is then left as it was.
 //   - A destination is replaced atomically (a temporary file in the same
@@ -47,6 +49,7 @@ import (
 
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/smallfile"
 )
 
 // Template is one entry of the configuration's templates list.
@@ -162,7 +165,7 @@ func New(templates []Template, opts ...Option) (*Renderer, error) {
 			return nil, fmt.Errorf("template %s: destination %s is also rendered from %s", t.Source, t.Destination, prev)
 		}
 		seen[dst] = t.Source
-		text, err := os.ReadFile(t.Source)
+		text, err := smallfile.Read(t.Source, smallfile.DefaultLimit)
 		if err != nil {
 			return nil, fmt.Errorf("read template: %w", err)
 		}

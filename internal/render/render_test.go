@@ -131,6 +131,8 @@ func TestNewValidates(t *testing.T) {
 		{"no source", []render.Template{{Destination: filepath.Join(dir, "a")}}, "source and destination are required"},
 		{"no destination", []render.Template{{Source: good}}, "source and destination are required"},
 		{"missing source", []render.Template{{Source: filepath.Join(dir, "nope"), Destination: filepath.Join(dir, "a")}}, "read template"},
+		{"endless source", []render.Template{{Source: "/dev/zero", Destination: filepath.Join(dir, "a")}}, "not a regular file"},
+		{"source is a folder", []render.Template{{Source: dir, Destination: filepath.Join(dir, "a")}}, "not a regular file"},
 		{"missing folder", []render.Template{{Source: good, Destination: filepath.Join(dir, "no", "a")}}, "does not exist"},
 		{"same destination twice", []render.Template{
 			{Source: good, Destination: filepath.Join(dir, "a")},
