@@ -207,6 +207,9 @@ func newStatusCommand() *cobra.Command {
 	watch := cmd.Flags().BoolP("watch", "w", false, "redraw on every change until interrupted")
 	role := cmd.Flags().String("role", "", "only members of this role: master or slave")
 	state := cmd.Flags().String("state", "", "only members in this state")
+	completeWords(cmd, "output", "table", "json")
+	completeWords(cmd, "role", string(coordinator.RoleMaster), string(coordinator.RoleSlave))
+	completeWords(cmd, "state", states()...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *output != "table" && *output != "json" {
 			return withCode(exitUsage, fmt.Errorf("status: -o %q: want table or json", *output))
@@ -239,12 +242,44 @@ func newStatusCommand() *cobra.Command {
 }
 
 func knownState(s string) bool {
-	switch coordinator.State(s) {
-	case coordinator.StateStarting, coordinator.StateInitializing, coordinator.StateRunning,
-		coordinator.StateActive, coordinator.StateStopping, coordinator.StateStopped, coordinator.StateFailed:
-		return true
+	for _, st := range states() {
+		if s == st {
+			return true
+		}
 	}
 	return false
+}
+
+// states are the states a member can be in, in lifecycle order.
+func states() []string {
+	return []string{
+		string(coordinator.StateStarting), string(coordinator.StateInitializing), string(coordinator.StateRunning),
+		string(coordinator.StateActive), string(coordinator.StateStopping), string(coordinator.StateStopped),
+		string(coordinator.StateFailed),
+	}
+}
+
+// completeWords makes the shell complete the value of cmd's flag name with
+// words.
+func completeWords(cmd *cobra.Command, name string, words ...string) {
+	cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// completeMembers completes a member id: the ids registered in the cluster
+// the command's settings name, none when they cannot be read in time.
+func completeMembers(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd.SetContext(ctx) // a shell waits for its completions: bounded
+	var ids []cobra.Completion
+	onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+		ms, err := h.coord.Members(ctx)
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		return err
+	})
+	return ids, cobra.ShellCompDirectiveNoFileComp
 }
 
 // watchCluster calls show once, then after every batch of changes, until
@@ -379,6 +414,7 @@ func newSwitchoverCommand() *cobra.Command {
 		Args: usageArgs(cobra.NoArgs),
 	}
 	to := cmd.Flags().String("to", "", "id of the member that should become master")
+	cmd.RegisterFlagCompletionFunc("to", completeMembers)
 	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

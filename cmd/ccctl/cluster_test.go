@@ -221,3 +221,25 @@ func TestStatusWatchRedrawsOnChange(t *testing.T) {
 		t.Errorf("exit code after SIGINT: got %d; want 0 (stderr %q)", code, r.stderr.String())
 	}
 }
+
+func TestCompletionOfFlagValues(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.add(t, "m1", coordinator.RoleMaster, coordinator.StateActive)
+	tc.add(t, "m2", coordinator.RoleSlave, coordinator.StateRunning)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"switchover", "--to", ""}, "m1\nm2\n:4\n"},
+		{[]string{"status", "-o", ""}, "table\njson\n:4\n"},
+		{[]string{"status", "--role", ""}, "master\nslave\n:4\n"},
+		{[]string{"status", "--state", ""}, "starting\ninitializing\nrunning\nactive\nstopping\nstopped\nfailed\n:4\n"},
+		{[]string{"health", "--role", ""}, "master\nslave\n:4\n"},
+	} {
+		// What the scripts of ccctl completion bash, zsh and fish run.
+		r := ccctl(t, 30*time.Second, tc.env, append([]string{"__complete"}, c.args...)...)
+		if r.code != 0 || r.stdout != c.want {
+			t.Errorf("__complete %q: got %d %q (stderr %q); want %q", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ func newHealthCommand() *cobra.Command {
 	}
 	addSettingFlags(cmd.Flags(), healthKeys()...)
 	role := cmd.Flags().String("role", "", "also require this role: master or slave")
+	completeWords(cmd, "role", "master", "slave")
 	timeout := cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(cmd.Flags())
