@@ -26,12 +26,13 @@ import (
 	"github.com/ccctl/ccctl/internal/config"
 )
 
-// clusterHandle is the CLI's own handle on a cluster: a session of its own
-// that never registers as a member.
+// clusterHandle is the CLI's own handle on a cluster: an observer, with no
+// session and no lease (the CLI only reads, and writes what needs no lease
+// of its own), so that an etcd outage does not end it.
 type clusterHandle struct {
 	cfg   *config.Config
 	cli   *clientv3.Client
-	coord *etcd.Coordinator
+	coord *etcd.Observer
 }
 
 // openCluster connects to the configured etcd. A missing etcd configuration
@@ -55,7 +56,7 @@ func openCluster(ctx context.Context, cmd *cobra.Command) (*clusterHandle, error
 	if err != nil {
 		return nil, backendError(name, err)
 	}
-	coord, err := etcd.NewWithClient(ctx, cli, ecfg)
+	coord, err := etcd.NewObserver(cli, ecfg)
 	if err != nil {
 		cli.Close()
 		return nil, backendError(name, err)
@@ -91,14 +92,14 @@ func backendError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// cliID is the id of the CLI's session: never a member's.
+// cliID is the id of the CLI's handle in log lines: never a member's.
 func cliID() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return "ccctl-cli-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b)
 }
 
-// Close ends the CLI's session and its connection.
+// Close ends the CLI's watches and its connection.
 func (h *clusterHandle) Close() {
 	h.coord.Close()
 	h.cli.Close()
@@ -205,13 +206,18 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show the members of a cluster",
 		Long: "status lists the members of the cluster named by ENVIRONMENT and SERVICE (or\n" +
 			"--environment and --service): id, host, role, state, ports, fencing token,\n" +
-			"uptime and lease left. --watch redraws whenever the cluster changes.",
+			"uptime and lease left. --watch redraws whenever the cluster changes and every\n" +
+			"--interval, and rides through etcd outages.",
 		Args: usageArgs(cobra.NoArgs),
 	}
 	output := cmd.Flags().StringP("output", "o", "table", "output format: table or json")
 	watch := cmd.Flags().BoolP("watch", "w", false, "redraw on every change until interrupted")
 	role := cmd.Flags().String("role", "", "only members of this role: master or slave")
 	state := cmd.Flags().String("state", "", "only members in this state")
+	interval := cmd.Flags().Duration("interval", time.Second, "with --watch, redraw at least this often")
+	completeWords(cmd, "output", "table", "json")
+	completeWords(cmd, "role", string(coordinator.RoleMaster), string(coordinator.RoleSlave))
+	completeWords(cmd, "state", states()...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *output != "table" && *output != "json" {
 			return withCode(exitUsage, fmt.Errorf("status: -o %q: want table or json", *output))
@@ -222,9 +228,12 @@ func newStatusCommand() *cobra.Command {
 		if *state != "" && !knownState(*state) {
 			return withCode(exitUsage, fmt.Errorf("status: --state %q: want one of starting, initializing, running, active, stopping, stopped, failed", *state))
 		}
+		if *interval <= 0 {
+			return withCode(exitUsage, fmt.Errorf("status: --interval %s: want more than 0", *interval))
+		}
 		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
 			out := cmd.OutOrStdout()
-			show := func() error {
+			show := func(ctx context.Context) error {
 				v, err := h.view(ctx, *role, *state)
 				if err != nil {
 					return fmt.Errorf("status: %w", err)
@@ -235,32 +244,66 @@ func newStatusCommand() *cobra.Command {
 				return printTable(out, v, time.Now())
 			}
 			if !*watch {
-				return show()
+				return show(ctx)
 			}
-			return watchCluster(ctx, h, out, *output == "table", show)
+			return watchCluster(ctx, h, out, *output == "table", *interval, h.cfg.Etcd.DialTimeout, show)
 		})
 	}
 	return cmd
 }
 
 func knownState(s string) bool {
-	switch coordinator.State(s) {
-	case coordinator.StateStarting, coordinator.StateInitializing, coordinator.StateRunning,
-		coordinator.StateActive, coordinator.StateStopping, coordinator.StateStopped, coordinator.StateFailed:
-		return true
+	for _, st := range states() {
+		if s == st {
+			return true
+		}
 	}
 	return false
 }
 
-// watchCluster calls show once, then after every batch of changes, until
-// ctx is done (exit 0) or the session ends (exit 3).
-func watchCluster(ctx context.Context, h *clusterHandle, out io.Writer, table bool, show func() error) error {
+// states are the states a member can be in, in lifecycle order.
+func states() []string {
+	return []string{
+		string(coordinator.StateStarting), string(coordinator.StateInitializing), string(coordinator.StateRunning),
+		string(coordinator.StateActive), string(coordinator.StateStopping), string(coordinator.StateStopped),
+		string(coordinator.StateFailed),
+	}
+}
+
+// completeWords makes the shell complete the value of cmd's flag name with
+// words.
+func completeWords(cmd *cobra.Command, name string, words ...string) {
+	cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(words, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// completeMembers completes a member id: the ids registered in the cluster
+// the command's settings name, none when they cannot be read in time.
+func completeMembers(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd.SetContext(ctx) // a shell waits for its completions: bounded
+	var ids []cobra.Completion
+	onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+		ms, err := h.coord.Members(ctx)
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		return err
+	})
+	return ids, cobra.ShellCompDirectiveNoFileComp
+}
+
+// watchCluster calls show at once, after every batch of changes and every
+// interval (so that uptimes and leases move), until ctx is done (exit 0).
+// It rides through etcd outages: a read that fails prints one line and the
+// next redraw tries again; the watch resumes when etcd is back.
+func watchCluster(ctx context.Context, h *clusterHandle, out io.Writer, table bool, interval, timeout time.Duration, show func(context.Context) error) error {
 	events, err := h.coord.Watch(ctx)
 	if err != nil {
 		return backendError("status", err)
 	}
 	tty := isTerminal(out)
-	redraw := func() error {
+	redraw := func() {
 		if table {
 			if tty {
 				fmt.Fprint(out, "\033[H\033[2J")
@@ -268,8 +311,14 @@ func watchCluster(ctx context.Context, h *clusterHandle, out io.Writer, table bo
 				fmt.Fprintf(out, "--- %s\n", time.Now().UTC().Format(time.RFC3339))
 			}
 		}
-		return show()
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := show(rctx); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(out, "status: %v; trying again\n", err)
+		}
 	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	// The stream starts with the current state; wait for it to settle.
 	pending := true
 	settle := time.NewTimer(100 * time.Millisecond)
@@ -283,19 +332,19 @@ func watchCluster(ctx context.Context, h *clusterHandle, out io.Writer, table bo
 				if ctx.Err() != nil {
 					return nil
 				}
-				return withCode(exitBackend, fmt.Errorf("status: watch ended: %w", h.coord.Err()))
+				return withCode(exitBackend, errors.New("status: watch ended"))
 			}
 			pending = true
 			settle.Reset(50 * time.Millisecond)
 		case <-settle.C:
 			if pending {
 				pending = false
-				if err := redraw(); err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
-				}
+				redraw()
+				tick.Reset(interval)
+			}
+		case <-tick.C:
+			if !pending {
+				redraw()
 			}
 		}
 	}
@@ -384,6 +433,7 @@ func newSwitchoverCommand() *cobra.Command {
 		Args: usageArgs(cobra.NoArgs),
 	}
 	to := cmd.Flags().String("to", "", "id of the member that should become master")
+	cmd.RegisterFlagCompletionFunc("to", completeMembers)
 	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

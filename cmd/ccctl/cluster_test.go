@@ -20,6 +20,7 @@ import (
 // through the etcd backend, so that the CLI commands can be checked on their
 // own.
 type testCluster struct {
+	etcd    *etcdtest.Cluster
 	env     []string
 	members map[string]*etcd.Coordinator
 	ep      string
@@ -30,6 +31,7 @@ func newTestCluster(t *testing.T) *testCluster {
 	e := etcdtest.Start(t)
 	ep := e.Endpoint(0)
 	return &testCluster{
+		etcd:    e,
 		ep:      ep,
 		env:     []string{"ETCD_ENDPOINTS=" + ep, "ENVIRONMENT=test", "SERVICE=db", "CCCTL_TTL=5"},
 		members: map[string]*etcd.Coordinator{},
@@ -216,6 +218,65 @@ func TestStatusWatchRedrawsOnChange(t *testing.T) {
 		out := r.stdout.String()
 		last := out[strings.LastIndex(out, "---"):]
 		return strings.Count(out, "---") >= 2 && !strings.Contains(last, "m2") && strings.Contains(last, "m1")
+	})
+	if code := r.stop(t, os.Interrupt, 20*time.Second); code != 0 {
+		t.Errorf("exit code after SIGINT: got %d; want 0 (stderr %q)", code, r.stderr.String())
+	}
+}
+
+func TestCompletionOfFlagValues(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.add(t, "m1", coordinator.RoleMaster, coordinator.StateActive)
+	tc.add(t, "m2", coordinator.RoleSlave, coordinator.StateRunning)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"switchover", "--to", ""}, "m1\nm2\n:4\n"},
+		{[]string{"status", "-o", ""}, "table\njson\n:4\n"},
+		{[]string{"status", "--role", ""}, "master\nslave\n:4\n"},
+		{[]string{"status", "--state", ""}, "starting\ninitializing\nrunning\nactive\nstopping\nstopped\nfailed\n:4\n"},
+		{[]string{"health", "--role", ""}, "master\nslave\n:4\n"},
+	} {
+		// What the scripts of ccctl completion bash, zsh and fish run.
+		r := ccctl(t, 30*time.Second, tc.env, append([]string{"__complete"}, c.args...)...)
+		if r.code != 0 || r.stdout != c.want {
+			t.Errorf("__complete %q: got %d %q (stderr %q); want %q", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+}
+
+func TestStatusWatchRedrawsOnATickerAndRidesThroughAnEtcdRestart(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.add(t, "m1", coordinator.RoleMaster, coordinator.StateActive)
+	// A TTL of 2s: a watch that held a lease of its own would end within
+	// the outage below.
+	env := append(tc.env, "CCCTL_TTL=2", "CCCTL_ETCD_DIAL_TIMEOUT=1s")
+	r := background(t, env, "status", "--watch", "--interval", "200ms")
+	testutil.Eventually(t, 20*time.Second, "three redraws of an unchanged cluster", func() bool {
+		return strings.Count(r.stdout.String(), "cluster test/db  master: m1") >= 3
+	})
+
+	tc.etcd.Stop(0)
+	// Each failed redraw takes the 1s dial timeout: three of them outlast
+	// the 2s TTL.
+	testutil.Eventually(t, 30*time.Second, "three failed redraws while etcd is down", func() bool {
+		select {
+		case <-r.done:
+			t.Fatalf("status --watch ended while etcd was down: code %d, stderr %q", r.cmd.ProcessState.ExitCode(), r.stderr.String())
+		default:
+		}
+		return strings.Count(r.stdout.String(), "trying again") >= 3
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := tc.etcd.Restart(ctx, 0); err != nil {
+		t.Fatalf("restart etcd: %v", err)
+	}
+	tc.add(t, "m3", coordinator.RoleSlave, coordinator.StateRunning)
+	testutil.Eventually(t, 30*time.Second, "a redraw with m3 after the restart", func() bool {
+		out := r.stdout.String()
+		return strings.Contains(out[strings.LastIndex(out, "---"):], "m3")
 	})
 	if code := r.stop(t, os.Interrupt, 20*time.Second); code != 0 {
 		t.Errorf("exit code after SIGINT: got %d; want 0 (stderr %q)", code, r.stderr.String())

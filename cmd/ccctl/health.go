@@ -21,7 +21,9 @@ func newHealthCommand() *cobra.Command {
 			"/master or /slave with --role, and exits 0 when it answers 200, 1 otherwise.",
 		Args: usageArgs(cobra.NoArgs),
 	}
+	addSettingFlags(cmd.Flags(), healthKeys()...)
 	role := cmd.Flags().String("role", "", "also require this role: master or slave")
+	completeWords(cmd, "role", "master", "slave")
 	timeout := cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := loadConfig(cmd.Flags())

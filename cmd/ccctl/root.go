@@ -80,7 +80,11 @@ func NewRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return withCode(exitUsage, err)
 	})
-	config.AddFlags(root.PersistentFlags())
+	root.Version = Version()
+	root.SetVersionTemplate(versionLine() + "\n")
+	addPersistentFlags(root.PersistentFlags())
+	backup := newBackupCommand()
+	addSettingFlags(backup.PersistentFlags(), backupKeys()...)
 	root.AddCommand(
 		newRunCommand(),
 		newStatusCommand(),
@@ -89,7 +93,7 @@ func NewRootCommand() *cobra.Command {
 		newPauseCommand(true),
 		newPauseCommand(false),
 		newHealthCommand(),
-		newBackupCommand(),
+		backup,
 		newEtcdCommand(),
 		newVersionCommand(),
 	)

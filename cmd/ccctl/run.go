@@ -27,6 +27,7 @@ func newRunCommand() *cobra.Command {
 			"leadership-lost action is exit.",
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 	}
+	addRunFlags(cmd.Flags())
 	standalone := cmd.Flags().Bool("standalone", false, "run the service with no coordination (no backend, no hooks)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := loadConfig(cmd.Flags())
