@@ -607,18 +607,20 @@ func (l *loop) startService() error {
 	if err := l.publish(l.bctx, coordinator.StateRunning); err != nil {
 		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
 	}
-	if len(c.cfg.PortsWhenActive) > 0 {
-		// A channel per probe: a report that a stopped probe was still
-		// sending must not be taken for the restarted service's.
-		ctx, cancel := context.WithCancel(l.bctx)
-		ch := make(chan bool)
-		l.pollCancel, l.activeCh = cancel, ch
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.probePorts(ctx, ch)
-		}()
+	if len(c.cfg.PortsWhenActive) == 0 {
+		l.becameActive() // no ports to wait for: active as soon as it runs
+		return nil
 	}
+	// A channel per probe: a report that a stopped probe was still
+	// sending must not be taken for the restarted service's.
+	ctx, cancel := context.WithCancel(l.bctx)
+	ch := make(chan bool)
+	l.pollCancel, l.activeCh = cancel, ch
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.probePorts(ctx, ch)
+	}()
 	return nil
 }
 
@@ -676,16 +678,22 @@ func portsOpen(ctx context.Context, ports []int) bool {
 	return true
 }
 
+// becameActive publishes the state active and runs became_active.
+func (l *loop) becameActive() {
+	c := l.c
+	c.log.Info("active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
+	if err := l.publish(l.bctx, coordinator.StateActive); err != nil {
+		c.log.Warn("publish state", "state", coordinator.StateActive, "err", err)
+	}
+	l.runHooks(HookBecameActive, l.role, nil, nil)
+}
+
 // activeChanged handles the ports opening or closing, and reports whether to
 // go on.
 func (l *loop) activeChanged(open bool) bool {
 	c := l.c
 	if open {
-		c.log.Info("active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
-		if err := l.publish(l.bctx, coordinator.StateActive); err != nil {
-			c.log.Warn("publish state", "state", coordinator.StateActive, "err", err)
-		}
-		l.runHooks(HookBecameActive, l.role, nil, nil)
+		l.becameActive()
 		return true
 	}
 	c.log.Warn("no longer active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))

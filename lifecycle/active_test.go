@@ -1,0 +1,48 @@
+package lifecycle_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ccctl/ccctl/backends/memory"
+	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/waitfor"
+	"github.com/ccctl/ccctl/lifecycle"
+)
+
+// TestActiveWithoutPorts: a member with no PortsWhenActive is active as
+// soon as its service runs (the original's rule), so became_active runs,
+// the record says active, and wait_for on its service returns.
+func TestActiveWithoutPorts(t *testing.T) {
+	h := newHarness(t)
+	a := h.start(h.newMember("a", func(c *lifecycle.Config) {
+		c.Service.Argv = []string{"sleep", "600"}
+	}))
+	got := a.waitLines(t, 3)
+	if g, w := got[2].String(), "became_active role=master prev=master master=a tok members=a"; g != w {
+		t.Errorf("third hook: got %q; want %q", g, w)
+	}
+	waitFor(t, "state active", func() bool { return a.ctl.Status().State == coordinator.StateActive })
+
+	w, err := waitfor.New(waitfor.Config{
+		Services: []string{testCluster.Service},
+		Timeout:  waitTimeout,
+		Logger:   discardLogger(),
+		Open: func(ctx context.Context, service string) (waitfor.Cluster, error) {
+			return memory.New(h.store, memory.Config{
+				Cluster: coordinator.Cluster{Environment: testCluster.Environment, Service: service},
+				ID:      "web-1", TTL: 3 * time.Second, Logger: discardLogger(),
+			})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := w.Wait(ctx); err != nil {
+		t.Errorf("wait_for %s: got %v; want nil", testCluster.Service, err)
+	}
+	a.stop(t)
+}
