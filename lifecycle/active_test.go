@@ -2,11 +2,14 @@ package lifecycle_test
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/testutil"
 	"github.com/ccctl/ccctl/internal/waitfor"
 	"github.com/ccctl/ccctl/lifecycle"
 )
@@ -45,4 +48,29 @@ func TestActiveWithoutPorts(t *testing.T) {
 		t.Errorf("wait_for %s: got %v; want nil", testCluster.Service, err)
 	}
 	a.stop(t)
+}
+
+// TestPauseAndResumeLogged: every member logs the cluster being paused and
+// resumed, once each.
+func TestPauseAndResumeLogged(t *testing.T) {
+	h := newHarness(t)
+	var buf testutil.Buffer
+	a := h.start(h.newMember("a", func(c *lifecycle.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	}))
+	a.waitLines(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := a.coord.Pause(ctx); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	waitFor(t, "the pause logged", func() bool { return strings.Contains(buf.String(), "msg=\"cluster paused") })
+	if err := a.coord.Resume(ctx); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	waitFor(t, "the resume logged", func() bool { return strings.Contains(buf.String(), "msg=\"cluster resumed\"") })
+	a.stop(t)
+	if n := strings.Count(buf.String(), "cluster paused"); n != 1 {
+		t.Errorf("pause logged %d times; want once:\n%s", n, buf.String())
+	}
 }

@@ -268,8 +268,14 @@ func (l *loop) apply(ev coordinator.Event) {
 		l.master = coordinator.Leader{}
 		l.snapshot = true
 	case coordinator.EventPaused:
+		if !l.paused {
+			l.c.log.Info("cluster paused: no automatic role changes until resumed")
+		}
 		l.paused = true
 	case coordinator.EventResumed:
+		if l.paused {
+			l.c.log.Info("cluster resumed")
+		}
 		l.paused = false
 	case coordinator.EventSwitchover:
 		l.switchoverTo = ev.SwitchoverTo

@@ -383,6 +383,13 @@ func newSwitchoverCommand() *cobra.Command {
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+			// A paused cluster makes no role change: say so rather than
+			// wait for a handover that cannot come.
+			if paused, err := h.coord.Paused(ctx); err != nil {
+				return fmt.Errorf("switchover: %w", err)
+			} else if paused {
+				return withCode(exitFailure, errors.New("switchover: the cluster is paused; run ccctl resume first"))
+			}
 			target, err := h.coord.Switchover(ctx, *to)
 			if err != nil {
 				return fmt.Errorf("switchover: %w", err)
