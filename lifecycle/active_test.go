@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -73,4 +74,38 @@ func TestPauseAndResumeLogged(t *testing.T) {
 	if n := strings.Count(buf.String(), "cluster paused"); n != 1 {
 		t.Errorf("pause logged %d times; want once:\n%s", n, buf.String())
 	}
+}
+
+// neverRan is an extension with one job that never ran.
+type neverRan struct{ recorder }
+
+func (*neverRan) Jobs() map[string]lifecycle.JobStatus {
+	return map[string]lifecycle.JobStatus{"dump": {Result: "never ran"}}
+}
+
+// TestStatusJSONOfNothingYet: a job that never ran has no last_run (not
+// year 1), and a member with no ports publishes "ports":[], not null.
+func TestStatusJSONOfNothingYet(t *testing.T) {
+	h := newHarness(t)
+	a := h.start(h.newMember("a", func(c *lifecycle.Config) {
+		c.Extensions = append(c.Extensions, &neverRan{})
+	}))
+	a.waitLines(t, 2)
+	b, err := json.Marshal(a.ctl.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "last_run") || !strings.Contains(s, `"jobs":{"dump":{"result":"never ran"}}`) {
+		t.Errorf("status: got %s; want the job without last_run", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ms, err := a.coord.Members(ctx)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("members: got %v, %v; want one", ms, err)
+	}
+	if b, _ := json.Marshal(ms[0]); !strings.Contains(string(b), `"ports":[]`) {
+		t.Errorf("record: got %s; want \"ports\":[]", b)
+	}
+	a.stop(t)
 }

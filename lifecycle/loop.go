@@ -58,6 +58,9 @@ func (c *Controller) execute(ctx context.Context) error {
 	m.ID = c.id
 	m.Role, m.State, m.Token = coordinator.RoleNone, coordinator.StateStarting, 0
 	m.StartedAt = c.cfg.Clock.Now()
+	if m.Ports == nil {
+		m.Ports = []int{} // "ports":[] in the record, not null
+	}
 	l := &loop{
 		c:             c,
 		bctx:          context.WithoutCancel(ctx),

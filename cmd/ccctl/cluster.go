@@ -161,6 +161,9 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 		if role != "" && string(m.Role) != role || state != "" && string(m.State) != state {
 			continue
 		}
+		if m.Ports == nil {
+			m.Ports = []int{} // "ports":[], whoever wrote the record
+		}
 		mv := memberView{Member: m, Master: m.ID == leader.ID, LeaseLeftSc: -1}
 		if !m.StartedAt.IsZero() {
 			mv.UptimeSec = now.Sub(m.StartedAt).Truncate(time.Second).Seconds()
