@@ -61,6 +61,7 @@ type Coordinator struct {
 	counted                atomic.Int64
 	counting               atomic.Bool
 	renewedBy              atomic.Uint64 // the etcd member that answered the latest keep-alive
+	slotLeases             slotLeases    // the leases of the slot claims (see slots.go)
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives
