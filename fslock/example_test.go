@@ -27,7 +27,7 @@ func ExampleManager() {
 	if err != nil {
 		panic(err)
 	}
-	m.Attempt() // at start, without blocking; then go m.Run(ctx) retries
+	m.Attempt() // at start, without blocking; then go m.Run(ctx) waits for the rest
 	fmt.Println("held:", m.Held(data))
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,10 +6,11 @@
 // acquired_at), written through the locked descriptor; on Unlock the content
 // is cleared.
 //
-// TryLock takes a lock without blocking, Acquire waits for it, and Manager
-// keeps the locks of several directories (a member's filesystem_locks):
-// taken at start without blocking, retried in the background, checked, and
-// reported for /status.
+// TryLock takes a lock without blocking, Acquire waits for it (woken by
+// inotify when the holder releases it or dies), and Manager keeps the locks
+// of several directories (a member's filesystem_locks): taken at start
+// without blocking or, with Wait, before the service starts; awaited in the
+// background, checked, and reported for /status.
 //
 // What is guaranteed, on a local Linux filesystem whose flock is real:
 //
@@ -130,79 +131,152 @@ const maxInodeRetries = 10
 // lock, TryLock returns a *LockedError, which wraps ErrLocked.
 func TryLock(dir string, owner Owner) (*Lock, error) {
 	path := filepath.Join(dir, FileName)
+	owner = fillOwner(owner)
+	for attempt := 0; ; attempt++ {
+		f, err := openLockFile(dir, path)
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, lockedError(dir)
+			}
+			return nil, fmt.Errorf("lock %s: flock: %w", dir, err)
+		}
+		l, err := locked(f, dir, path, owner, time.Now)
+		if errors.Is(err, ErrLost) && attempt < maxInodeRetries {
+			continue // replaced between open and flock: lock the new file
+		}
+		return l, err
+	}
+}
+
+// Acquire takes the lock on dir, waiting until it is free or ctx is done.
+// Missing fields of owner are filled in as by TryLock, AcquiredAt with the
+// time the lock was taken.
+//
+// The wait blocks on inotify(7), watching dir for the lock file being
+// closed by a writer, which the kernel does when its holder releases it or
+// dies; each such event is followed by one non-blocking flock on a
+// descriptor opened once for the whole wait. A holder on the same machine
+// is therefore followed within milliseconds. Since inotify does not see
+// holders on other machines of a network filesystem, the flock is also
+// retried every second; where inotify is not available (its limits
+// reached), the wait polls from every 1ms to every 100ms instead. Acquire
+// returns some milliseconds after the lock is taken: closing an inotify
+// descriptor waits for an RCU grace period of the kernel (Manager records
+// its locks before that).
+//
+// Errors other than ErrLocked end the wait at once; when ctx ends first,
+// the error wraps ctx.Err() and a *LockedError naming the holder.
+func Acquire(ctx context.Context, dir string, owner Owner) (*Lock, error) {
+	w := newWatcher(dir) // before the first flock, so that no release is missed
+	defer w.close()
+	return acquire(ctx, dir, owner, time.Now, w)
+}
+
+// acquire is Acquire with the clock that stamps AcquiredAt, woken by w
+// (polling when w is nil). w must watch dir since before the call.
+func acquire(ctx context.Context, dir string, owner Owner, now func() time.Time, w *watcher) (*Lock, error) {
+	path := filepath.Join(dir, FileName)
+	owner = fillOwner(owner)
+	poll := minPoll
+	for {
+		f, err := openLockFile(dir, path)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EWOULDBLOCK) {
+				f.Close()
+				return nil, fmt.Errorf("lock %s: flock: %w", dir, err)
+			}
+			if w != nil {
+				err = w.wait(ctx, watchPoll)
+			} else {
+				err = sleep(ctx, poll/2+rand.N(poll/2+1))
+				poll = min(2*poll, maxPoll)
+			}
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("lock %s: %w (%w)", dir, err, lockedError(dir))
+			}
+		}
+		l, err := locked(f, dir, path, owner, now)
+		if errors.Is(err, ErrLost) && ctx.Err() == nil {
+			continue // the file was replaced while we waited: wait on the new one
+		}
+		return l, err
+	}
+}
+
+// Polling intervals of Acquire: with inotify, and without (growing from
+// minPoll to maxPoll, jittered).
+const (
+	watchPoll = time.Second
+	minPoll   = time.Millisecond
+	maxPoll   = 100 * time.Millisecond
+)
+
+// fillOwner fills in the PID and the Host of owner when missing.
+func fillOwner(owner Owner) Owner {
 	if owner.PID == 0 {
 		owner.PID = os.Getpid()
 	}
 	if owner.Host == "" {
 		owner.Host, _ = os.Hostname()
 	}
-	for attempt := 0; ; attempt++ {
-		// os.OpenFile always sets O_CLOEXEC.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", dir, err)
-		}
-		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				o, oerr := ReadOwner(dir)
-				return nil, &LockedError{Dir: dir, Owner: o, OwnerErr: oerr}
-			}
-			return nil, fmt.Errorf("lock %s: flock: %w", dir, err)
-		}
-		if err := sameFile(f, path); err != nil {
-			f.Close()
-			if errors.Is(err, ErrLost) && attempt < maxInodeRetries {
-				continue // replaced between open and flock: lock the new file
-			}
-			return nil, fmt.Errorf("lock %s: %w", dir, err)
-		}
-		o := owner
-		if o.AcquiredAt.IsZero() {
-			o.AcquiredAt = time.Now().UTC()
-		}
-		if err := writeOwner(f, o); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: write owner: %w", dir, err)
-		}
-		return &Lock{dir: dir, path: path, owner: o, f: f}, nil
-	}
+	return owner
 }
 
-// Acquire takes the lock on dir, waiting until it is free or ctx is done.
-// It polls with a growing, jittered interval (from 1ms to 100ms), since
-// flock cannot be interrupted by a context. Errors other than ErrLocked end
-// the wait at once; when ctx ends first, the error wraps ctx.Err() and the
-// last *LockedError.
-func Acquire(ctx context.Context, dir string, owner Owner) (*Lock, error) {
-	const minWait, maxWait = time.Millisecond, 100 * time.Millisecond
-	wait := minWait
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		l, err := TryLock(dir, owner)
-		if err == nil {
-			return l, nil
-		}
-		if !errors.Is(err, ErrLocked) {
-			return nil, err
-		}
-		d := wait/2 + rand.N(wait/2+1)
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("lock %s: %w (%w)", dir, ctx.Err(), err)
-		case <-timer.C:
-		}
-		wait = min(2*wait, maxWait)
+// openLockFile opens (creating it when missing) the lock file at path.
+// os.OpenFile always sets O_CLOEXEC.
+func openLockFile(dir, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// lockedError describes the current holder of dir's lock.
+func lockedError(dir string) *LockedError {
+	o, oerr := ReadOwner(dir)
+	return &LockedError{Dir: dir, Owner: o, OwnerErr: oerr}
+}
+
+// locked makes the Lock of f, just flocked: it checks that path still names
+// f, and records owner (AcquiredAt from now when zero). It closes f on
+// error; the error wraps ErrLost when path names another file.
+func locked(f *os.File, dir, path string, owner Owner, now func() time.Time) (*Lock, error) {
+	if err := sameFile(f, path); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if owner.AcquiredAt.IsZero() {
+		owner.AcquiredAt = now().UTC()
+	}
+	if err := writeOwner(f, owner); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: write owner: %w", dir, err)
+	}
+	return &Lock{dir: dir, path: path, owner: owner, f: f}, nil
+}
+
+// sleep waits for d or until ctx is done (then it returns ctx.Err()).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

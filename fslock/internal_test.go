@@ -1,7 +1,10 @@
 package fslock
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -23,6 +26,38 @@ func TestWarningFor(t *testing.T) {
 		got := warningFor("/data", tc.magic)
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, " on "+tc.want+":") {
 			t.Errorf("warningFor(%#x) = %q; want mention of %q", tc.magic, got, tc.want)
+		}
+	}
+}
+
+func TestNamesLockFile(t *testing.T) {
+	event := func(mask uint32, name string) []byte {
+		n := 0
+		if name != "" {
+			n = (len(name) + 1 + 15) / 16 * 16 // NUL-padded, as the kernel does
+		}
+		b := make([]byte, syscall.SizeofInotifyEvent+n)
+		binary.NativeEndian.PutUint32(b[4:8], mask)
+		binary.NativeEndian.PutUint32(b[12:16], uint32(n))
+		copy(b[syscall.SizeofInotifyEvent:], name)
+		return b
+	}
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"the lock file", event(syscall.IN_CLOSE_WRITE, FileName), true},
+		{"another file", event(syscall.IN_CLOSE_WRITE, "backup.sql"), false},
+		{"a longer name", event(syscall.IN_CLOSE_WRITE, FileName+".old"), false},
+		{"after another", cat(event(syscall.IN_CREATE, "x"), event(syscall.IN_CLOSE_WRITE, FileName)), true},
+		{"overflow", event(syscall.IN_Q_OVERFLOW, ""), true},
+		{"torn", event(syscall.IN_CLOSE_WRITE, FileName)[:20], true},
+		{"nothing", nil, false},
+	} {
+		if got := namesLockFile(tc.b); got != tc.want {
+			t.Errorf("%s: got %v; want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -131,7 +131,8 @@ type Config struct {
 	// is stopped (default DefaultGracePeriod), measured on the real clock.
 	GracePeriod time.Duration
 	// PortsWhenActive are the local TCP ports that must all accept a
-	// connection before the member is active. Empty: never active.
+	// connection before the member is active. Empty: active as soon as
+	// the service runs.
 	PortsWhenActive []int
 	// ActiveCheckInterval is how often the ports are probed, on Clock
 	// (default DefaultActiveCheckInterval).

@@ -51,6 +51,7 @@ func TestEtcdLeadershipLost(t *testing.T) {
 		{lifecycle.LeadershipLostDemote, []string{
 			"start role= prev= master= members=a",
 			"started_as_master role=master prev= master=a tok members=a",
+			"became_active role=master prev=master master=a tok members=a",
 			"transition_master_to_slave role=slave prev=master master= members=a",
 			"transition_slave_to_master role=master prev=slave master=a tok members=a",
 			"stopping role=master prev=master master=a tok members=a",
@@ -58,13 +59,16 @@ func TestEtcdLeadershipLost(t *testing.T) {
 		{lifecycle.LeadershipLostRestart, []string{
 			"start role= prev= master= members=a",
 			"started_as_master role=master prev= master=a tok members=a",
+			"became_active role=master prev=master master=a tok members=a",
 			"transition_master_to_slave role=slave prev=master master= members=a",
+			"became_active role=slave prev=slave master= members=a",
 			"transition_slave_to_master role=master prev=slave master=a tok members=a",
 			"stopping role=master prev=master master=a tok members=a",
 		}, 2, 128 + 15},
 		{lifecycle.LeadershipLostExit, []string{
 			"start role= prev= master= members=a",
 			"started_as_master role=master prev= master=a tok members=a",
+			"became_active role=master prev=master master=a tok members=a",
 			"stopping role=slave prev=slave master= members=a",
 		}, 1, lifecycle.ExitLeadershipLost},
 	} {
@@ -91,7 +95,7 @@ func TestEtcdLeadershipLost(t *testing.T) {
 				b := h.start(h.newMemberOn(open(t, service, "b"), nil))
 				waitFor(t, "b to lead", func() bool { return b.ctl.Status().Role == coordinator.RoleMaster })
 			} else {
-				a.waitLines(t, 4)
+				a.waitLines(t, len(tc.lines)-1) // all but stopping
 				if code, _ := a.stop(t); code != tc.code {
 					t.Errorf("Run: got %d; want %d", code, tc.code)
 				}

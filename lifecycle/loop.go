@@ -61,6 +61,9 @@ func (c *Controller) execute(ctx context.Context) error {
 	m.ID = c.id
 	m.Role, m.State, m.Token = coordinator.RoleNone, coordinator.StateStarting, 0
 	m.StartedAt = c.cfg.Clock.Now()
+	if m.Ports == nil {
+		m.Ports = []int{} // "ports":[] in the record, not null
+	}
 	l := &loop{
 		c:             c,
 		bctx:          context.WithoutCancel(ctx),
@@ -279,8 +282,14 @@ func (l *loop) apply(ev coordinator.Event) {
 		l.master = coordinator.Leader{}
 		l.snapshot = true
 	case coordinator.EventPaused:
+		if !l.paused {
+			l.c.log.Info("cluster paused: no automatic role changes until resumed")
+		}
 		l.paused = true
 	case coordinator.EventResumed:
+		if l.paused {
+			l.c.log.Info("cluster resumed")
+		}
 		l.paused = false
 	case coordinator.EventSwitchover:
 		l.switchoverTo = ev.SwitchoverTo
@@ -658,18 +667,20 @@ func (l *loop) startService() error {
 	if err := l.publish(l.bctx, coordinator.StateRunning); err != nil {
 		c.log.Warn("publish state", "state", coordinator.StateRunning, "err", err)
 	}
-	if len(c.cfg.PortsWhenActive) > 0 {
-		// A channel per probe: a report that a stopped probe was still
-		// sending must not be taken for the restarted service's.
-		ctx, cancel := context.WithCancel(l.bctx)
-		ch := make(chan bool)
-		l.pollCancel, l.activeCh = cancel, ch
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.probePorts(ctx, ch)
-		}()
+	if len(c.cfg.PortsWhenActive) == 0 {
+		l.becameActive() // no ports to wait for: active as soon as it runs
+		return nil
 	}
+	// A channel per probe: a report that a stopped probe was still
+	// sending must not be taken for the restarted service's.
+	ctx, cancel := context.WithCancel(l.bctx)
+	ch := make(chan bool)
+	l.pollCancel, l.activeCh = cancel, ch
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.probePorts(ctx, ch)
+	}()
 	return nil
 }
 
@@ -727,16 +738,22 @@ func portsOpen(ctx context.Context, ports []int) bool {
 	return true
 }
 
+// becameActive publishes the state active and runs became_active.
+func (l *loop) becameActive() {
+	c := l.c
+	c.log.Info("active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
+	if err := l.publish(l.bctx, coordinator.StateActive); err != nil {
+		c.log.Warn("publish state", "state", coordinator.StateActive, "err", err)
+	}
+	l.runHooks(HookBecameActive, l.role, nil, nil)
+}
+
 // activeChanged handles the ports opening or closing, and reports whether to
 // go on.
 func (l *loop) activeChanged(open bool) bool {
 	c := l.c
 	if open {
-		c.log.Info("active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))
-		if err := l.publish(l.bctx, coordinator.StateActive); err != nil {
-			c.log.Warn("publish state", "state", coordinator.StateActive, "err", err)
-		}
-		l.runHooks(HookBecameActive, l.role, nil, nil)
+		l.becameActive()
 		return true
 	}
 	c.log.Warn("no longer active", "ports", fmt.Sprint(c.cfg.PortsWhenActive))

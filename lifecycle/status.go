@@ -23,9 +23,10 @@ type Status struct {
 	Jobs        map[string]JobStatus `json:"jobs"`
 }
 
-// JobStatus is the last run of a scheduled job.
+// JobStatus is the last run of a scheduled job. LastRun is zero, and left
+// out of the JSON, for a job that never ran.
 type JobStatus struct {
-	LastRun time.Time `json:"last_run"`
+	LastRun time.Time `json:"last_run,omitzero"`
 	Result  string    `json:"result"`
 }
 

@@ -29,10 +29,12 @@
 //     then SIGKILL after the grace period, to its whole process group.
 //   - With a coordinator.SlotClaimer, a master-only job runs at most once per
 //     slot across the cluster: the run claims (job, slot) after its jitter
-//     and runs only if it won. A member that becomes master (or starts as
-//     master) runs the latest slot whose time passed at most MissedWindow
-//     ago, if nobody claimed it. Without a SlotClaimer nothing is caught up,
-//     since nothing tells whether the slot already ran.
+//     and runs only if it won. A member that becomes master runs the latest
+//     slot whose time passed at most MissedWindow ago and after its
+//     scheduler started, if nobody claimed it; a slot from before it started
+//     was never due for it (so a brand-new cluster's first master catches
+//     nothing up). Without a SlotClaimer nothing is caught up, since nothing
+//     tells whether the slot already ran.
 //   - Overlap: skip (default) drops a slot while a run is going; queue keeps
 //     at most one slot waiting; replace cancels the run (ErrReplaced) and
 //     runs the new slot when it has ended. A run is going from the start of
@@ -44,7 +46,8 @@
 //
 //   - Exactly once. A slot claimed by a master that then loses its role or
 //     crashes is not run again; a slot missed for longer than MissedWindow
-//     (the scheduler was not running, or no member was master) is not run.
+//     (the scheduler was not running, or no member was master) is not run,
+//     nor one that passed before the new master's scheduler started.
 //     Without a SlotClaimer, master-only jobs are deduplicated only within
 //     one member.
 //   - No overlap between masters. A cancelled run may still be ending (a

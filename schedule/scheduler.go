@@ -215,6 +215,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) runJob(ctx context.Context, j *job) {
 	log := s.log.With("job", j.Name)
 	base := context.WithoutCancel(ctx)
+	since := s.clk.Now() // when this member started keeping the job's slots
 	var (
 		running  *execution
 		waiting  *time.Time
@@ -272,8 +273,11 @@ func (s *Scheduler) runJob(ctx context.Context, j *job) {
 			return
 		}
 		if became && j.Role == RoleMaster && s.claimer != nil {
+			// Only a slot that passed while this member ran can have been
+			// missed by a master it replaces; one from before it started
+			// was never due for it (a brand-new cluster's first master).
 			now := s.clk.Now()
-			if slot := s.lastSlotWithin(j, now); !slot.IsZero() {
+			if slot := s.lastSlotWithin(j, now); !slot.IsZero() && !slot.Before(since) {
 				log.Info("job catching up a slot missed before this member became master", "slot", slot)
 				trigger(slot, true)
 			}

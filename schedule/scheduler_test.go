@@ -560,3 +560,39 @@ func TestNewTermCancelsMasterRun(t *testing.T) {
 		t.Errorf("cause: got %v; want %v", err, schedule.ErrStopped)
 	}
 }
+
+// TestNoCatchUpOfSlotBeforeStart: a member whose scheduler starts after a
+// slot and becomes master (a brand-new cluster's first master) does not run
+// that slot as missed: it was never due for it.
+func TestNoCatchUpOfSlotBeforeStart(t *testing.T) {
+	slot := t0.Add(5 * time.Minute)
+	clk := clock.NewFake(slot.Add(20 * time.Second))
+	store := newClaimStore()
+	b := newBlocker()
+	s, err := schedule.New(schedule.Config{
+		Jobs:         []schedule.Job{{Name: "backup", Schedule: "*/5 * * * *", Role: schedule.RoleMaster, Func: b.run}},
+		Clock:        clk,
+		Claimer:      store.For("first"),
+		MemberID:     "first",
+		MissedWindow: time.Minute,
+		Logger:       newLogSink().logger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, s)
+	s.RoleChanged(coordinator.RoleMaster, 1)
+	waitTimers(t, clk, 1)
+	next := s.Status()["backup"].Next
+	clk.Set(next)
+	if ri := recv(t, b.started, "next run"); !ri.Slot.Equal(next) {
+		t.Errorf("first run: got slot %v; want %v, not the slot %v from before the start", ri.Slot, next, slot)
+	}
+	b.release <- struct{}{}
+	waitIdle(t, s, "backup")
+	for _, a := range store.Attempts() {
+		if strings.HasPrefix(a, "first backup "+slot.Format(time.RFC3339Nano)) {
+			t.Errorf("claim attempted for the slot from before the start: %q", a)
+		}
+	}
+}

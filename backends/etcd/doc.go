@@ -15,8 +15,9 @@
 //	control/pause         present while the cluster is paused (no lease)
 //	control/switchover    the requested next leader's id, bound to that
 //	                      member's lease
-//	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to a
-//	                      lease of the retention time
+//	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to
+//	                      the job's slot lease: one or two per job, each of
+//	                      twice the retention, used for one retention period
 //
 // The leader's key is the only key under election/, so `etcdctl elect -l
 // <prefix>/<env>/<service>/election` prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -174,36 +173,4 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 		}
 	}
 	return "", fmt.Errorf("switchover: members kept changing: %w", coordinator.ErrUnknownMember)
-}
-
-// ClaimSlot records (job, slot) as taken by this member at
-// slots/<job>/<slot in RFC 3339, UTC> if nobody has, bound to a lease of
-// the retention time, and reports whether this call took it.
-func (c *Coordinator) ClaimSlot(ctx context.Context, job string, slot time.Time, retention time.Duration) (bool, error) {
-	if err := c.check("claim slot"); err != nil {
-		return false, err
-	}
-	if err := coordinator.ValidateName("job", job); err != nil {
-		return false, fmt.Errorf("claim slot: %w", err)
-	}
-	if retention <= 0 {
-		return false, fmt.Errorf("claim slot %s: retention %v: want > 0", job, retention)
-	}
-	key := c.keys.slots + job + "/" + slot.UTC().Format(time.RFC3339Nano)
-	ttl := int64(math.Ceil(retention.Seconds()))
-	lease, err := c.cli.Grant(ctx, ttl)
-	if err != nil {
-		return false, fmt.Errorf("claim slot %s: grant lease: %w", job, err)
-	}
-	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, c.cfg.ID, clientv3.WithLease(lease.ID))).Commit()
-	if err != nil || !resp.Succeeded {
-		rctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
-		_, _ = c.cli.Revoke(rctx, lease.ID)
-		cancel()
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim slot %s: %w", job, err)
-	}
-	return resp.Succeeded, nil
 }

@@ -64,6 +64,7 @@ type Coordinator struct {
 	counting               atomic.Bool
 	renewedBy              atomic.Uint64 // the etcd member that answered the latest keep-alive
 	rejects                rejectLog     // keys read from etcd that failed the checks (keys.go)
+	slotLeases             slotLeases    // the leases of the slot claims (see slots.go)
 
 	mu        sync.Mutex
 	err       error       // why the session ended; nil while it lives

@@ -300,7 +300,7 @@ func membersLocked(cl *cluster) []coordinator.Member {
 
 func copyMember(m coordinator.Member) coordinator.Member {
 	if m.Ports != nil {
-		m.Ports = append([]int(nil), m.Ports...)
+		m.Ports = append([]int{}, m.Ports...) // empty stays empty, not nil: "ports":[]
 	}
 	return m
 }

@@ -162,6 +162,9 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 		if role != "" && string(m.Role) != role || state != "" && string(m.State) != state {
 			continue
 		}
+		if m.Ports == nil {
+			m.Ports = []int{} // "ports":[], whoever wrote the record
+		}
 		mv := memberView{Member: m, Master: m.ID == leader.ID, LeaseLeftSc: -1}
 		if !m.StartedAt.IsZero() {
 			mv.UptimeSec = now.Sub(m.StartedAt).Truncate(time.Second).Seconds()
@@ -438,6 +441,13 @@ func newSwitchoverCommand() *cobra.Command {
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
+			// A paused cluster makes no role change: say so rather than
+			// wait for a handover that cannot come.
+			if paused, err := h.coord.Paused(ctx); err != nil {
+				return fmt.Errorf("switchover: %w", err)
+			} else if paused {
+				return withCode(exitFailure, errors.New("switchover: the cluster is paused; run ccctl resume first"))
+			}
 			target, err := h.coord.Switchover(ctx, *to)
 			if err != nil {
 				return fmt.Errorf("switchover: %w", err)

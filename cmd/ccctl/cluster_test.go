@@ -134,6 +134,13 @@ func TestClusterCommands(t *testing.T) {
 		if r := ccctl(t, 30*time.Second, tc.env, "status"); !strings.Contains(r.stdout, "PAUSED") {
 			t.Errorf("status while paused: got %q; want PAUSED", r.stdout)
 		}
+		began := time.Now()
+		if r := ccctl(t, 30*time.Second, tc.env, "switchover", "--to", "m2"); r.code != 1 || !strings.Contains(r.stderr, "the cluster is paused") {
+			t.Errorf("switchover while paused: got %d %q; want 1 and a line saying the cluster is paused", r.code, r.stderr)
+		}
+		if d := time.Since(began); d > 3*time.Second {
+			t.Errorf("switchover while paused took %v; want it to fail at once", d)
+		}
 		r = ccctl(t, 30*time.Second, tc.env, "resume")
 		if p, err := m1.Paused(ctx); r.code != 0 || err != nil || p {
 			t.Errorf("resume: got code %d, paused %v (%v); want 0 and not paused", r.code, p, err)

@@ -195,9 +195,10 @@ func (m *member) waitFor(ctx context.Context) (int, error) {
 }
 
 // lock makes the manager of the filesystem locks: it takes what it can at
-// once and keeps trying for the others while the member runs (an actor of
-// the controller); the locks are released after the service stopped.
-func (m *member) lock(context.Context) (int, error) {
+// once (with filesystem_locks_required, it waits for them all, in order)
+// and waits for the others while the member runs (an actor of the
+// controller); the locks are released after the service stopped.
+func (m *member) lock(ctx context.Context) (int, error) {
 	if len(m.cfg.FilesystemLocks) == 0 {
 		return 0, nil
 	}
@@ -209,9 +210,15 @@ func (m *member) lock(context.Context) (int, error) {
 	if err != nil {
 		return exitUsage, fmt.Errorf("run: %w", err)
 	}
-	mgr.Attempt() // what is free now is held before anything starts
 	m.locks = mgr
 	m.closers = append(m.closers, func() { mgr.Close() })
+	if !m.cfg.FilesystemLocksRequired {
+		mgr.Attempt() // what is free now is held before anything starts
+		return 0, nil
+	}
+	if err := mgr.Wait(ctx); err != nil {
+		return exitFailure, fmt.Errorf("run: filesystem_locks_required: %w", err)
+	}
 	return 0, nil
 }
 

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccctl/ccctl/fslock"
+	"github.com/ccctl/ccctl/internal/testutil"
 )
 
 func TestRunMemoryBackendPassesOutputAndExitCode(t *testing.T) {
@@ -84,5 +87,37 @@ func TestRunFilesystemLockHeldWhileRunning(t *testing.T) {
 	r := ccctl(t, 30*time.Second, []string{"CCCTL_CONFIG=" + conf, "CCCTL_INSTANCE_ID=locker"}, "run", "--", "cat", dir+"/.ccctl.lock")
 	if r.code != 0 || !strings.Contains(r.stdout, `"id":"locker"`) {
 		t.Errorf("got %d %q (stderr %q); want 0 and the lock file naming the member", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestRunFilesystemLocksRequired: with filesystem_locks_required, the
+// service does not start while another holder has the lock, and starts
+// once the lock is released, holding it.
+func TestRunFilesystemLocksRequired(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "ccctl.yaml")
+	if err := os.WriteFile(conf, []byte("filesystem_locks: ["+dir+"]\nfilesystem_locks_required: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := fslock.TryLock(dir, fslock.Owner{ID: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Unlock()
+	marker := filepath.Join(t.TempDir(), "started")
+	r := background(t, []string{"CCCTL_CONFIG=" + conf, "CCCTL_INSTANCE_ID=locker"},
+		"run", "--", "/bin/sh", "-c", "cat "+dir+"/.ccctl.lock > "+marker)
+	testutil.Eventually(t, 30*time.Second, "ccctl to wait for the lock", func() bool {
+		return strings.Contains(r.stderr.String(), "waiting for filesystem lock")
+	})
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("the service started while another holder had the lock")
+	}
+	holder.Unlock()
+	if code := r.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("ccctl run: exit %d; stderr %q", code, r.stderr.String())
+	}
+	if b, _ := os.ReadFile(marker); !strings.Contains(string(b), `"id":"locker"`) {
+		t.Errorf("the service saw the lock file %q; want it naming the member", b)
 	}
 }

@@ -65,6 +65,9 @@ type Config struct {
 	Jobs []Job
 	// FilesystemLocks are the directories to lock.
 	FilesystemLocks []string
+	// FilesystemLocksRequired holds the start-up until every filesystem
+	// lock is held.
+	FilesystemLocksRequired bool
 	// Templates are the configuration templates to render.
 	Templates []Template
 	// WaitFor are the services that must have an active master first.
@@ -331,6 +334,10 @@ func (l *loader) load() *Config {
 	}
 	c.JobsLocation = loc
 	l.structured(c)
+	c.FilesystemLocksRequired = l.boolean(KeyFilesystemLocksRequired)
+	if c.FilesystemLocksRequired && len(c.FilesystemLocks) == 0 {
+		l.fail("%s: true needs filesystem_locks in the YAML file", l.source(KeyFilesystemLocksRequired))
+	}
 	return c
 }
 

@@ -207,6 +207,7 @@ jobs:
     jitter: 30s
 jobs_timezone: Europe/Berlin
 filesystem_locks: [/data]
+filesystem_locks_required: true
 templates:
   - source: a.tmpl
     destination: a.conf
@@ -239,6 +240,9 @@ backups:
 	}
 	if len(c.Templates) != 1 || c.Templates[0].Reload != "kill -HUP 1" {
 		t.Errorf("templates: got %+v; want one with a shell reload", c.Templates)
+	}
+	if len(c.FilesystemLocks) != 1 || !c.FilesystemLocksRequired {
+		t.Errorf("filesystem locks: got %v required %v; want [/data] required", c.FilesystemLocks, c.FilesystemLocksRequired)
 	}
 	if c.Backups.Days != 7 || c.Backups.Hours != 24 {
 		t.Errorf("backups: got %+v; want days 7 from the file, hours 24 by default", c.Backups)
@@ -283,6 +287,7 @@ func TestInvalid(t *testing.T) {
 		{"jobs timezone", map[string]string{"CCCTL_JOBS_TIMEZONE": "Moon/Base"}, "", `CCCTL_JOBS_TIMEZONE: "Moon/Base": want an IANA time zone`},
 		{"yaml syntax", nil, "ttl: [\n", `ccctl.yaml: want valid YAML`},
 		{"list for scalar", nil, "ttl: [1, 2]\n", `ttl: want a single value`},
+		{"locks required without locks", map[string]string{"CCCTL_FILESYSTEM_LOCKS_REQUIRED": "true"}, "", `CCCTL_FILESYSTEM_LOCKS_REQUIRED: true needs filesystem_locks in the YAML file`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

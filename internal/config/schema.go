@@ -60,8 +60,9 @@ type fileSchema struct {
 		Overlap  string    `yaml:"overlap"`
 		Jitter   string    `yaml:"jitter"`
 	} `yaml:"jobs"`
-	FilesystemLocks []string `yaml:"filesystem_locks"`
-	Templates       []struct {
+	FilesystemLocks         []string `yaml:"filesystem_locks"`
+	FilesystemLocksRequired any      `yaml:"filesystem_locks_required"`
+	Templates               []struct {
 		Source      string `yaml:"source"`
 		Destination string `yaml:"destination"`
 		Reload      string `yaml:"reload"`

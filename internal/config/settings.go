@@ -106,6 +106,7 @@ const (
 	KeyHooksTimeout                = "hooks.timeout"
 	KeyWaitFor                     = "wait_for"
 	KeyWaitForTimeout              = "wait_for_timeout"
+	KeyFilesystemLocksRequired     = "filesystem_locks_required"
 	KeySuppressLogRegexp           = "suppress_log_regexp"
 	KeySentryDSN                   = "sentry_dsn"
 	KeyBackupsDestination          = "backups.destination_folder"
@@ -150,6 +151,7 @@ func Settings() []Setting {
 		{Key: KeyHooksTimeout, Env: []string{"CCCTL_HOOK_TIMEOUT"}, Kind: Duration, Default: "60s", Help: "default timeout of a hook"},
 		{Key: KeyWaitFor, Env: []string{"WAIT_FOR_SERVICES"}, Kind: List, Help: "services of the same environment that must have an active master before this member starts"},
 		{Key: KeyWaitForTimeout, Env: []string{"CCCTL_WAIT_FOR_TIMEOUT"}, Kind: Duration, Default: "60s", Help: "how long to wait for them before exiting with code 3"},
+		{Key: KeyFilesystemLocksRequired, Env: []string{"CCCTL_FILESYSTEM_LOCKS_REQUIRED"}, Kind: Bool, Default: "false", Help: "hold the start-up until every lock of `filesystem_locks` is this member's, taken one after the other in their order (false: the service starts at once, holding what it could take)"},
 		{Key: KeySuppressLogRegexp, Env: []string{"SUPPRESS_LOG_REGEXP"}, Help: "the service's output lines matching this regular expression are dropped"},
 		{Key: KeySentryDSN, Env: []string{"SENTRY_DSN"}, Secret: true, NoFlag: true, Help: "report the controller's errors to Sentry"},
 		{Key: KeyBackupsDestination, Env: []string{"BACKUP_DESTINATION_FOLDER"}, Default: "backup", Help: "folder under which backups are stored, one sub-folder per backup name"},
@@ -181,7 +183,7 @@ func YAMLKeys() []YAMLKey {
 	return []YAMLKey{
 		{Key: "hooks.<name>", DefaultDoc: "none", Help: "a hook: a string runs with `/bin/sh -c`, a list is executed directly, or `{command, timeout}`; `<name>` is one of " + strings.Join(quoted(HookNames()), ", ")},
 		{Key: "jobs", DefaultDoc: "none", Help: "scheduled jobs: a list of `{name, schedule, role, command, timeout, overlap, jitter}`; `role` is `master`, `slave` or `any`, `overlap` is `skip`, `queue` or `replace`; `schedule` takes 5 or 6 cron fields, `@hourly`-style names and `@every <duration>`; `role` defaults to `master`, `timeout` to the hook timeout, `overlap` to `skip`; `jitter` (a duration, default 0) delays each run by a random amount up to it"},
-		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories this member locks (`flock(2)` on `DIR/.ccctl.lock`, holding the member's id, host and pid) while it runs; a lock another member holds is retried every 5s; `/status` shows which are held"},
+		{Key: "filesystem_locks", DefaultDoc: "none", Help: "directories this member locks (`flock(2)` on `DIR/.ccctl.lock`, holding the member's id, host and pid) while it runs; a lock another member holds is taken within milliseconds of its release or its holder's death; a member that holds none still starts its service unless `filesystem_locks_required`; `/status` shows which are held"},
 		{Key: "templates", DefaultDoc: "none", Help: "a list of `{source, destination, reload}`: Go `text/template` files rendered before the init hook and on every role or master change; `reload` (a shell command) runs when the output changed"},
 	}
 }
