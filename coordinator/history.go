@@ -16,12 +16,12 @@ const MaxHistorySize = 100000
 
 // Why a master term began.
 const (
-	// BeganElection: the leadership was vacant (first master, a master
-	// that resigned with nobody waiting to take over, a resume) and this
-	// member won it.
+	// BeganElection: there was no previous term on record (the first
+	// master), or it ended while the cluster was paused (this term began
+	// after the resume).
 	BeganElection = "election"
-	// BeganHandover: the previous master resigned and handed over to this
-	// member (a master that stopped).
+	// BeganHandover: the previous master resigned (it stopped) and this
+	// member took over.
 	BeganHandover = "handover"
 	// BeganSwitchover: an operator's switchover named this member.
 	BeganSwitchover = "switchover"
@@ -138,7 +138,7 @@ func BeginReason(prev *Term, handedOver, switchover bool) string {
 	switch {
 	case switchover || prev != nil && prev.EndReason == EndSwitchover:
 		return BeganSwitchover
-	case handedOver:
+	case handedOver || prev != nil && prev.EndReason == EndResigned:
 		return BeganHandover
 	case prev == nil:
 		return BeganElection

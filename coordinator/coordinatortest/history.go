@@ -173,5 +173,5 @@ func (s suite) historyCloseResigns(t *testing.T) {
 	lb := waitWon(t, chB, "b", waitTimeout)
 	wantHistory(t, h,
 		wantTerm{la.Token(), "a", coordinator.BeganElection, coordinator.EndResigned},
-		wantTerm{lb.Token(), "b", coordinator.BeganElection, ""})
+		wantTerm{lb.Token(), "b", coordinator.BeganHandover, ""})
 }
