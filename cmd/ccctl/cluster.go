@@ -77,6 +77,7 @@ func etcdConfig(cfg *config.Config, log *slog.Logger) etcd.Config {
 		Cluster:     cfg.Cluster,
 		ID:          cfg.InstanceID,
 		TTL:         cfg.TTL,
+		HistorySize: cfg.HistorySize,
 		Logger:      log,
 	}
 }
