@@ -79,6 +79,7 @@ type metrics struct {
 	hookRuns     *prometheus.CounterVec
 	hookFailures *prometheus.CounterVec
 	leaseLeft    prometheus.Collector
+	termsSeen    termMetrics
 }
 
 func newMetrics(coord coordinator.Coordinator) *metrics {
@@ -98,6 +99,7 @@ func newMetrics(coord coordinator.Coordinator) *metrics {
 		hookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ccctl_hook_failures_total", Help: "Hooks that failed or timed out, by hook name.",
 		}, []string{"hook"}),
+		termsSeen: newTermMetrics(),
 	}
 	if lr, ok := coord.(coordinator.LeaseReporter); ok {
 		m.leaseLeft = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -108,7 +110,8 @@ func newMetrics(coord coordinator.Coordinator) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures}
+	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures,
+		m.termsSeen.terms, m.termsSeen.lastChange}
 	if m.leaseLeft != nil {
 		cs = append(cs, m.leaseLeft)
 	}
