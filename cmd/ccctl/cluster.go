@@ -143,20 +143,26 @@ type clusterView struct {
 
 // view reads the cluster, keeping the members that pass the filters.
 func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterView, error) {
-	v := clusterView{Environment: h.cfg.Cluster.Environment, Service: h.cfg.Cluster.Service, Members: []memberView{}}
-	leader, err := h.coord.Leader(ctx)
+	return readView(ctx, h.cfg, h.coord, func(ctx context.Context) map[string]int64 { return leasesOf(ctx, h.cli, h.cfg) }, role, state)
+}
+
+// readView reads the cluster through coord, with the seconds left on each
+// member's lease from leases, keeping the members that pass the filters.
+func readView(ctx context.Context, cfg *config.Config, coord coordinator.Coordinator, leases func(context.Context) map[string]int64, role, state string) (clusterView, error) {
+	v := clusterView{Environment: cfg.Cluster.Environment, Service: cfg.Cluster.Service, Members: []memberView{}}
+	leader, err := coord.Leader(ctx)
 	if err != nil && !errors.Is(err, coordinator.ErrNoLeader) {
 		return v, err
 	}
 	v.Master, v.Token = leader.ID, leader.Token
-	if v.Paused, err = h.coord.Paused(ctx); err != nil {
+	if v.Paused, err = coord.Paused(ctx); err != nil {
 		return v, err
 	}
-	ms, err := h.coord.Members(ctx)
+	ms, err := coord.Members(ctx)
 	if err != nil {
 		return v, err
 	}
-	leases := h.leases(ctx)
+	left := leases(ctx)
 	now := time.Now()
 	for _, m := range ms {
 		if role != "" && string(m.Role) != role || state != "" && string(m.State) != state {
@@ -166,7 +172,7 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 		if !m.StartedAt.IsZero() {
 			mv.UptimeSec = now.Sub(m.StartedAt).Truncate(time.Second).Seconds()
 		}
-		if ttl, ok := leases[m.ID]; ok {
+		if ttl, ok := left[m.ID]; ok {
 			mv.LeaseLeftSc = ttl
 		}
 		v.Members = append(v.Members, mv)
@@ -174,12 +180,12 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 	return v, nil
 }
 
-// leases returns the seconds left on each member record's lease, as etcd
+// leasesOf returns the seconds left on each member record's lease, as etcd
 // reports them; members whose lease could not be read are missing.
-func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
+func leasesOf(ctx context.Context, cli *clientv3.Client, cfg *config.Config) map[string]int64 {
 	out := map[string]int64{}
-	prefix := h.cfg.Etcd.Prefix + "/" + h.cfg.Cluster.Environment + "/" + h.cfg.Cluster.Service + "/members/"
-	resp, err := h.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	prefix := cfg.Etcd.Prefix + "/" + cfg.Cluster.Environment + "/" + cfg.Cluster.Service + "/members/"
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return out
 	}
@@ -187,7 +193,7 @@ func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
 		if kv.Lease == 0 {
 			continue
 		}
-		t, err := h.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err == nil && t.TTL >= 0 {
 			out[strings.TrimPrefix(string(kv.Key), prefix)] = t.TTL
 		}

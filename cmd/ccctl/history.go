@@ -69,3 +69,40 @@ func printHistory(w io.Writer, terms []coordinator.Term, now time.Time) error {
 	}
 	return tw.Flush()
 }
+
+// history reads the member's cluster's history, for /history and the page.
+func (m *member) history(ctx context.Context, limit int) ([]coordinator.Term, error) {
+	h, ok := m.coord.(coordinator.Historian)
+	if !ok {
+		return nil, fmt.Errorf("history: the backend keeps none")
+	}
+	return h.History(ctx, limit)
+}
+
+// pageView is what /cluster serves: the view of `ccctl status -o json`
+// and the session TTL (the page scales the lease bars by it).
+type pageView struct {
+	clusterView
+	TTLSeconds float64 `json:"ttl_seconds"`
+}
+
+// clusterPage reads the member's cluster for /cluster and the page: with
+// etcd, every member's lease as etcd reports it; with the memory backend,
+// this member's own.
+func (m *member) clusterPage(ctx context.Context) (any, error) {
+	leases := func(ctx context.Context) map[string]int64 {
+		if m.cli != nil {
+			return leasesOf(ctx, m.cli, m.cfg)
+		}
+		out := map[string]int64{}
+		if lr, ok := m.coord.(coordinator.LeaseReporter); ok {
+			out[m.cfg.InstanceID] = int64(lr.LeaseRemaining() / time.Second)
+		}
+		return out
+	}
+	v, err := readView(ctx, m.cfg, m.coord, leases, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return pageView{clusterView: v, TTLSeconds: m.cfg.TTL.Seconds()}, nil
+}

@@ -315,6 +315,8 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 				st := ctrl.Status()
 				return httpapi.Status{Role: st.Role, State: st.State, Body: st}
 			},
+			History: m.history,
+			Cluster: m.clusterPage,
 		})
 		if err != nil {
 			return exitUsage, fmt.Errorf("run: CCCTL_HTTP_ADDR: %w", err)
