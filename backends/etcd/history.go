@@ -103,11 +103,10 @@ func (k keys) parseHistoryKey(key string) (int64, string, bool) {
 // whose beginning is missing.
 func (c *Coordinator) parseHistory(kvs []*mvccpb.KeyValue, rev int64) []coordinator.Term {
 	type parts struct {
-		begin       *coordinator.Term
-		end         *endRecord
-		endRev      int64
-		fenced      *fencedRecord
-		beginMember string
+		begin  *coordinator.Term
+		end    *endRecord
+		endRev int64
+		fenced *fencedRecord
 	}
 	byToken := map[int64]*parts{}
 	bad := func(kv *mvccpb.KeyValue, why string) {
