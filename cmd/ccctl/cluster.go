@@ -185,7 +185,7 @@ func readView(ctx context.Context, cfg *config.Config, coord coordinator.Coordin
 func leasesOf(ctx context.Context, cli *clientv3.Client, cfg *config.Config) map[string]int64 {
 	out := map[string]int64{}
 	prefix := cfg.Etcd.Prefix + "/" + cfg.Cluster.Environment + "/" + cfg.Cluster.Service + "/members/"
-	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return out
 	}
