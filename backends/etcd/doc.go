@@ -17,6 +17,9 @@
 //	                      member's lease
 //	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to a
 //	                      lease of the retention time
+//	history/<token>[/end|/fenced]  the last HistorySize master terms, no
+//	                      lease (History; the layout and who writes what
+//	                      are described in history.go)
 //
 // The leader's key is the only key under election/, so `etcdctl elect -l
 // <prefix>/<env>/<service>/election` prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`

@@ -110,7 +110,9 @@ func (c *Coordinator) parseHistory(kvs []*mvccpb.KeyValue, rev int64) []coordina
 	}
 	byToken := map[int64]*parts{}
 	bad := func(kv *mvccpb.KeyValue, why string) {
-		c.log.Warn("history: record ignored", "key", string(kv.Key), "reason", why)
+		if c.warnOnce(string(kv.Key), kv.ModRevision) {
+			c.log.Warn("history: record ignored", "key", string(kv.Key), "reason", why)
+		}
 	}
 	for _, kv := range kvs {
 		token, kind, ok := c.keys.parseHistoryKey(string(kv.Key))
@@ -197,6 +199,25 @@ func (c *Coordinator) parseHistory(kvs []*mvccpb.KeyValue, rev int64) []coordina
 		out = append(out, t)
 	}
 	return out
+}
+
+// maxWarned bounds the records warnOnce remembers.
+const maxWarned = 1000
+
+// warnOnce reports whether the record at key, as of its modification
+// revision rev, was not warned about yet by this handle: a page that polls
+// /history logs a bad record once, not every two seconds.
+func (c *Coordinator) warnOnce(key string, rev int64) bool {
+	c.warnMu.Lock()
+	defer c.warnMu.Unlock()
+	if c.warned == nil || len(c.warned) >= maxWarned {
+		c.warned = map[string]int64{}
+	}
+	if c.warned[key] == rev {
+		return false
+	}
+	c.warned[key] = rev
+	return true
 }
 
 // History returns the recorded terms, oldest first: the last limit of

@@ -79,6 +79,9 @@ type Coordinator struct {
 	// by fencing while leading.
 	fenceStop context.CancelFunc
 	fenced    chan struct{}
+
+	warnMu sync.Mutex
+	warned map[string]int64 // history records warned about (history.go)
 }
 
 // New connects to etcd with cfg's connection fields, opens a session and
