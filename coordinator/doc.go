@@ -55,6 +55,17 @@
 // (demote its service, then Resign); the backend does not resign on its own,
 // so the service never overlaps with the next master's.
 //
+// # History
+//
+// A backend that implements Historian keeps the last terms of a cluster:
+// who led, from when to when, why the term began (BeganElection,
+// BeganHandover, BeganSwitchover, BeganFailover) and why it ended
+// (EndResigned, EndSwitchover, EndPaused, EndLeaseExpired, EndFenced). It is
+// a record for people, not a lock: a term's record may be written a moment
+// after the term began, and a master that crashed cannot write its end (the
+// next master does). Nothing decides from it but the reason of the next
+// term.
+//
 // # Watch
 //
 // Watch returns a stream of events. It starts with the current state (one

@@ -1,6 +1,8 @@
 // Package httpapi is the HTTP server of a ccctl member: /health, /master and
 // /slave for health checks and load balancers (200 or 503, like Patroni's),
-// /status (the member's status as JSON) and /metrics (Prometheus).
+// /status (the member's status as JSON), /metrics (Prometheus), /history
+// (the cluster's master terms as JSON), /cluster (its members as JSON) and
+// / (a live page of the cluster, one embedded file, see page.go).
 //
 // The server only reads: it has no endpoint that changes the cluster. It is
 // started as one actor of the controller (Execute and Interrupt) and binds
@@ -51,6 +53,13 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Logger logs the server's start and failures (slog.Default() when nil).
 	Logger *slog.Logger
+	// History returns the cluster's last limit master terms, oldest first
+	// (all kept when limit <= 0), for /history and the page. Nil: /history
+	// answers 404.
+	History func(ctx context.Context, limit int) ([]coordinator.Term, error)
+	// Cluster returns the cluster's members as JSON-encodable data, for
+	// /cluster and the page. Nil: /cluster answers 404.
+	Cluster func(ctx context.Context) (any, error)
 }
 
 // Server is the member's HTTP server.
@@ -77,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{ln: ln, logger: cfg.Logger}
 	s.srv = &http.Server{
-		Handler:           Handler(cfg.Status, cfg.Gatherer),
+		Handler:           routes(cfg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
@@ -110,8 +119,19 @@ func (s *Server) Interrupt(error) {
 	s.ln.Close()
 }
 
-// Handler returns the server's routes, for embedding in another server.
+// Handler returns the server's routes for a member's status and metrics,
+// for embedding in another server (without /history, /cluster and the
+// page's data: see New's Config).
 func Handler(status func() Status, gatherer prometheus.Gatherer) http.Handler {
+	return routes(Config{Status: status, Gatherer: gatherer})
+}
+
+// routes returns the server's routes for cfg.
+func routes(cfg Config) http.Handler {
+	status, gatherer := cfg.Status, cfg.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.DefaultGatherer
+	}
 	mux := http.NewServeMux()
 	check := func(ok func(Status) bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +150,7 @@ func Handler(status func() Status, gatherer prometheus.Gatherer) http.Handler {
 		writeJSON(w, r, http.StatusOK, status().Body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	pageRoutes(mux, cfg)
 	return mux
 }
 

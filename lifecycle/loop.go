@@ -33,6 +33,7 @@ type loop struct {
 	snapshot     bool // the initial state of the watch was received
 	paused       bool
 	switchoverTo string
+	observed     int64 // the newest term observeTerm was given
 
 	initDone      bool // the init hook ran: changes run hooks from now on
 	hookedMaster  string
@@ -276,6 +277,7 @@ func (l *loop) apply(ev coordinator.Event) {
 	case coordinator.EventMemberLeft:
 		delete(l.members, ev.Member.ID)
 	case coordinator.EventLeaderChanged:
+		l.observeTerm(ev.Leader.Token, !l.snapshot)
 		l.master = ev.Leader
 		l.snapshot = true
 	case coordinator.EventNoLeader:

@@ -81,6 +81,7 @@ type metrics struct {
 	hookFailures *prometheus.CounterVec
 	reopened     prometheus.Counter
 	leaseLeft    prometheus.Collector
+	termsSeen    termMetrics
 }
 
 // newMetrics makes the collectors; current returns the member's current
@@ -105,6 +106,7 @@ func newMetrics(current func() coordinator.Coordinator) *metrics {
 		reopened: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ccctl_sessions_reopened_total", Help: "New sessions opened after a session was lost (outages ridden through).",
 		}),
+		termsSeen: newTermMetrics(),
 	}
 	if _, ok := current().(coordinator.LeaseReporter); ok {
 		m.leaseLeft = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -120,7 +122,8 @@ func newMetrics(current func() coordinator.Coordinator) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures, m.reopened}
+	cs := []prometheus.Collector{m.isMaster, m.token, m.transitions, m.hookRuns, m.hookFailures, m.reopened,
+		m.termsSeen.terms, m.termsSeen.lastChange}
 	if m.leaseLeft != nil {
 		cs = append(cs, m.leaseLeft)
 	}

@@ -71,6 +71,10 @@ type Config struct {
 	// delay before a campaign's attempt (default clock.Real(), whose
 	// readings are monotonic).
 	Clock clock.Clock
+	// HistorySize is how many master terms the history keeps: this
+	// member trims it when its term begins (default
+	// coordinator.DefaultHistorySize).
+	HistorySize int
 }
 
 func invalid(format string, args ...any) error {
@@ -127,6 +131,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
+	}
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = coordinator.DefaultHistorySize
+	}
+	if cfg.HistorySize < 0 || cfg.HistorySize > coordinator.MaxHistorySize {
+		return cfg, invalid("history size %d: want 1 to %d", cfg.HistorySize, coordinator.MaxHistorySize)
 	}
 	return cfg, nil
 }

@@ -18,6 +18,9 @@
 //	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to
 //	                      the job's slot lease: one or two per job, each of
 //	                      twice the retention, used for one retention period
+//	history/<token>[/end|/fenced]  the last HistorySize master terms, no
+//	                      lease (History; the layout and who writes what
+//	                      are described in history.go)
 //
 // The leader's key is the only key under election/, so `etcdctl elect -l
 // <prefix>/<env>/<service>/election` prints the leader, and `etcdctl get --prefix <prefix>/<env>/<service>/members/`

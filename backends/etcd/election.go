@@ -105,7 +105,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 				// the handover and this member.
 				c.spawn(c.leaveHeir)
 			}
-			return c.won(st.leader.CreateRevision)
+			return c.won(st.leader.CreateRevision, st.heirIs(c.lease), false)
 		}
 		first := c.first(st) // no other waiter goes before this one
 		move := c.next(st)
@@ -158,7 +158,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 				continue
 			}
 			if ok && move == moveLead {
-				return c.won(token)
+				return c.won(token, false, st.switchover != nil && string(st.switchover.Value) == c.cfg.ID)
 			}
 			// Claimed the heir's place, or somebody else moved first: st
 			// holds the state the transaction saw.
@@ -634,8 +634,10 @@ func (c *Coordinator) drop(always bool, what string, ops ...clientv3.Op) {
 	}
 }
 
-// won records a new term with the given token and starts its monitor.
-func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
+// won records a new term with the given token and starts its monitor;
+// the history records it in the background (handedOver: a resigning
+// leader handed over; switchover: a switchover named this member).
+func (c *Coordinator) won(token int64, handedOver, switchover bool) (coordinator.Leadership, error) {
 	mctx, cancel := context.WithCancel(c.bg)
 	l := &leadership{c: c, token: token, done: make(chan struct{}), cancel: cancel}
 	c.mu.Lock()
@@ -650,6 +652,7 @@ func (c *Coordinator) won(token int64) (coordinator.Leadership, error) {
 	c.mu.Unlock()
 	go l.monitor(mctx)
 	c.log.Info("leadership won", "token", token)
+	c.spawn(func() { c.recordBegin(token, handedOver, switchover) })
 	return l, nil
 }
 
@@ -804,6 +807,7 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 		(view.switchTo == "" || view.switchTo == to) {
 		var swRev int64
 		ops := []clientv3.Op{
+			c.historyEndOp(token, endReason(view)),
 			clientv3.OpDelete(own),
 			clientv3.OpPut(c.keys.leaderOf(to), to, clientv3.WithLease(clientv3.LeaseID(h.Lease))),
 		}
@@ -828,7 +832,7 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 	}
 	_, err := c.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(own), "=", token),
-	).Then(clientv3.OpDelete(own), c.leaveHeirOp()).Commit()
+	).Then(clientv3.OpDelete(own), c.leaveHeirOp(), c.historyResignOp(token)).Commit()
 	return err
 }
 

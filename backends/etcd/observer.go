@@ -62,6 +62,12 @@ func (o *Observer) Leader(ctx context.Context) (coordinator.Leader, error) {
 	return o.c.Leader(ctx)
 }
 
+// History returns the last limit master terms (all that are kept when
+// limit is 0), oldest first (see Coordinator.History).
+func (o *Observer) History(ctx context.Context, limit int) ([]coordinator.Term, error) {
+	return o.c.History(ctx, limit)
+}
+
 // Paused reports whether the cluster is paused.
 func (o *Observer) Paused(ctx context.Context) (bool, error) { return o.c.Paused(ctx) }
 

@@ -101,4 +101,10 @@ func TestKilledLeaderReplaced(t *testing.T) {
 	if rb.l.Token() <= childToken {
 		t.Errorf("b's token %d; want > the killed leader's %d", rb.l.Token(), childToken)
 	}
+	// The history: b recorded the killed leader's end with its own
+	// beginning.
+	waitHistory(t, b, "the child's lease expired, b by failover", func(h []coordinator.Term) bool {
+		return len(h) == 2 && h[0].Token == childToken && h[0].Member == "child" &&
+			h[0].EndReason == coordinator.EndLeaseExpired && h[1].Reason == coordinator.BeganFailover
+	})
 }

@@ -28,6 +28,10 @@ var (
 	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
 )
 
+// fenceGrace is how long Close waits for the record of a fenced term
+// (history.go) that could not be written yet.
+const fenceGrace = time.Second
+
 // Coordinator is one member's handle on one cluster, backed by etcd. It
 // owns a session lease that it keeps alive itself (see the package comment).
 // Create it with New or NewWithClient; call Close when done, also after the
@@ -73,6 +77,15 @@ type Coordinator struct {
 	timer     clock.Timer // fires at deadline
 	leader    *leadership // the current term, if any
 	lastEnded int64       // token of the latest term this handle ended
+
+	// fenceStop stops the writing of a fenced term's record; fenced is
+	// closed when it is over (history.go). Nil unless the session ended
+	// by fencing while leading.
+	fenceStop context.CancelFunc
+	fenced    chan struct{}
+
+	warnMu sync.Mutex
+	warned map[string]int64 // history records warned about (history.go)
 }
 
 // New connects to etcd with cfg's connection fields, opens a session and
@@ -511,6 +524,19 @@ func (c *Coordinator) lose(err error, why string) {
 	c.err = err
 	l := c.leader
 	c.leader = nil
+	if l != nil && errors.Is(err, coordinator.ErrLeaseDeadline) {
+		// Say in the history, once etcd answers again, that this term
+		// ended by fencing rather than by a crash.
+		var fctx context.Context
+		fctx, c.fenceStop = context.WithCancel(context.Background())
+		c.fenced = make(chan struct{})
+		c.wg.Add(1)
+		go func(token int64, at time.Time) {
+			defer c.wg.Done()
+			defer close(c.fenced)
+			c.recordFenced(fctx, token, at)
+		}(l.token, c.clk.Now())
+	}
 	c.mu.Unlock()
 	level := slog.LevelError
 	if errors.Is(err, coordinator.ErrSessionClosed) {
@@ -538,6 +564,29 @@ func (c *Coordinator) Close() error {
 		c.mu.Unlock()
 		if l != nil {
 			l.end(coordinator.ErrResigned)
+			if !lost {
+				// Closed while leading without a Resign: the lease's
+				// revocation below releases the leadership.
+				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+				if _, err := c.cli.Txn(ctx).Then(c.historyResignOp(l.token)).Commit(); err != nil {
+					c.log.Warn("history: record the term's end", "token", l.token, "err", err)
+				}
+				cancel()
+			}
+		}
+		c.mu.Lock()
+		fenceStop, fenced := c.fenceStop, c.fenced
+		c.mu.Unlock()
+		if fenceStop != nil {
+			// Real time, not the clock: Close returns within fenceGrace
+			// whatever drives the session.
+			t := time.NewTimer(fenceGrace)
+			select {
+			case <-fenced:
+			case <-t.C:
+			}
+			t.Stop()
+			fenceStop()
 		}
 		if !lost {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
@@ -584,6 +633,7 @@ type keys struct {
 	switchover  string
 	slots       string
 	controlPref string
+	history     string
 }
 
 func newKeys(prefix string, c coordinator.Cluster) keys {
@@ -600,6 +650,7 @@ func newKeys(prefix string, c coordinator.Cluster) keys {
 		switchover:  base + "control/switchover",
 		slots:       base + "slots/",
 		controlPref: base + "control/",
+		history:     base + "history/",
 	}
 }
 

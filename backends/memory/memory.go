@@ -43,6 +43,10 @@ type Config struct {
 	// Logger receives one line per session or leadership change, with the
 	// member id and the cluster. Nil means slog.Default().
 	Logger *slog.Logger
+	// HistorySize is how many master terms the cluster's history keeps
+	// when this member's term begins. Zero means
+	// coordinator.DefaultHistorySize.
+	HistorySize int
 }
 
 // withDefaults returns cfg with zero durations replaced by their defaults.
@@ -58,6 +62,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = coordinator.DefaultHistorySize
 	}
 	return cfg
 }
@@ -75,6 +82,8 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("ttl %v: want > 0", cfg.TTL)
 	case cfg.Margin < 0:
 		return fmt.Errorf("margin %v: want >= 0", cfg.Margin)
+	case cfg.HistorySize < 0 || cfg.HistorySize > coordinator.MaxHistorySize:
+		return fmt.Errorf("history size %d: want 1 to %d", cfg.HistorySize, coordinator.MaxHistorySize)
 	case cfg.RenewInterval < 0:
 		return fmt.Errorf("renew interval %v: want > 0", cfg.RenewInterval)
 	case cfg.Margin >= cfg.TTL:
@@ -195,6 +204,7 @@ func (c *Coordinator) releaseStaleLocked() {
 	}
 	if t := cl.leader; t != nil && t.c == c && t.err != nil {
 		s.vacateLocked(cl)
+		s.endTermLocked(cl, t, coordinator.ErrResigned)
 		s.electLocked(cl)
 	}
 }
@@ -690,6 +700,9 @@ func (t *term) Resign(ctx context.Context) error {
 		return fmt.Errorf("resign %s: %w", t.c.id, coordinator.ErrUnavailable)
 	}
 	s.vacateLocked(cl)
+	s.endTermLocked(cl, t, coordinator.ErrResigned)
+	cl.handover = true
 	s.electLocked(cl)
+	cl.handover = false
 	return nil
 }

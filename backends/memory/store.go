@@ -87,6 +87,8 @@ type cluster struct {
 	switchLease *lease
 	watchers    map[*watcher]struct{}
 	slots       map[slotKey]time.Time // forget after
+	history     []coordinator.Term    // the last terms, oldest first (history.go)
+	handover    bool                  // electLocked runs for a Resign: a grant is a handover
 }
 
 func (s *Store) clusterLocked(name coordinator.Cluster) *cluster {
@@ -180,8 +182,9 @@ func (s *Store) endLeaseLocked(l *lease, why error) {
 	l.timer.Stop()
 	l.owner.endLocked(why, why)
 	cl := l.cl
-	if cl.leader != nil && cl.leader.lease == l {
+	if t := cl.leader; t != nil && t.lease == l {
 		s.vacateLocked(cl)
+		s.endTermLocked(cl, t, why)
 	}
 	ids := make([]string, 0, len(cl.members))
 	for id, r := range cl.members {
@@ -258,6 +261,7 @@ func (s *Store) electLocked(cl *cluster) {
 	s.rev++
 	t := &term{c: w.c, lease: w.c.lease, token: s.rev, done: make(chan struct{})}
 	cl.leader = t
+	s.beginTermLocked(cl, t, cl.handover, cl.switchTo != "")
 	w.c.term = t
 	w.won = t
 	close(w.ready)

@@ -78,6 +78,7 @@ func etcdConfig(cfg *config.Config, log *slog.Logger) etcd.Config {
 		Cluster:     cfg.Cluster,
 		ID:          cfg.InstanceID,
 		TTL:         cfg.TTL,
+		HistorySize: cfg.HistorySize,
 		Logger:      log,
 	}
 }
@@ -143,20 +144,34 @@ type clusterView struct {
 
 // view reads the cluster, keeping the members that pass the filters.
 func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterView, error) {
-	v := clusterView{Environment: h.cfg.Cluster.Environment, Service: h.cfg.Cluster.Service, Members: []memberView{}}
-	leader, err := h.coord.Leader(ctx)
+	return readView(ctx, h.cfg, h.coord, func(ctx context.Context) map[string]int64 { return leasesOf(ctx, h.cli, h.cfg) }, role, state)
+}
+
+// clusterReader is what readView reads a cluster through: a member's
+// coordinator or an observer with no lease.
+type clusterReader interface {
+	Leader(ctx context.Context) (coordinator.Leader, error)
+	Paused(ctx context.Context) (bool, error)
+	Members(ctx context.Context) ([]coordinator.Member, error)
+}
+
+// readView reads the cluster through coord, with the seconds left on each
+// member's lease from leases, keeping the members that pass the filters.
+func readView(ctx context.Context, cfg *config.Config, coord clusterReader, leases func(context.Context) map[string]int64, role, state string) (clusterView, error) {
+	v := clusterView{Environment: cfg.Cluster.Environment, Service: cfg.Cluster.Service, Members: []memberView{}}
+	leader, err := coord.Leader(ctx)
 	if err != nil && !errors.Is(err, coordinator.ErrNoLeader) {
 		return v, err
 	}
 	v.Master, v.Token = leader.ID, leader.Token
-	if v.Paused, err = h.coord.Paused(ctx); err != nil {
+	if v.Paused, err = coord.Paused(ctx); err != nil {
 		return v, err
 	}
-	ms, err := h.coord.Members(ctx)
+	ms, err := coord.Members(ctx)
 	if err != nil {
 		return v, err
 	}
-	leases := h.leases(ctx)
+	left := leases(ctx)
 	now := time.Now()
 	for _, m := range ms {
 		if role != "" && string(m.Role) != role || state != "" && string(m.State) != state {
@@ -169,7 +184,7 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 		if !m.StartedAt.IsZero() {
 			mv.UptimeSec = now.Sub(m.StartedAt).Truncate(time.Second).Seconds()
 		}
-		if ttl, ok := leases[m.ID]; ok {
+		if ttl, ok := left[m.ID]; ok {
 			mv.LeaseLeftSc = ttl
 		}
 		v.Members = append(v.Members, mv)
@@ -177,16 +192,16 @@ func (h *clusterHandle) view(ctx context.Context, role, state string) (clusterVi
 	return v, nil
 }
 
-// leases returns the seconds left on each member record's lease, as etcd
+// leasesOf returns the seconds left on each member record's lease, as etcd
 // reports them; members whose lease could not be read, or whose record is
 // not one (etcd.Layout.DecodeMember), are missing.
-func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
+func leasesOf(ctx context.Context, cli *clientv3.Client, cfg *config.Config) map[string]int64 {
 	out := map[string]int64{}
-	layout, err := etcd.NewLayout(h.cfg.Etcd.Prefix, h.cfg.Cluster)
+	layout, err := etcd.NewLayout(cfg.Etcd.Prefix, cfg.Cluster)
 	if err != nil {
 		return out
 	}
-	resp, err := h.cli.Get(ctx, layout.Members(), clientv3.WithPrefix())
+	resp, err := cli.Get(ctx, layout.Members(), clientv3.WithPrefix())
 	if err != nil {
 		return out
 	}
@@ -195,7 +210,7 @@ func (h *clusterHandle) leases(ctx context.Context) map[string]int64 {
 		if err != nil {
 			continue
 		}
-		t, err := h.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		t, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		if err == nil && t.TTL >= 0 {
 			out[m.ID] = t.TTL
 		}

@@ -95,7 +95,7 @@ func (m *member) openBackend(ctx context.Context) (int, error) {
 	if !cfg.UsesEtcd() {
 		m.log.Info("no etcd configured: memory backend, single member, always master",
 			"environment", cfg.Cluster.Environment, "service", cfg.Cluster.Service)
-		c, err := memory.New(memory.NewStore(), memory.Config{Cluster: cfg.Cluster, ID: cfg.InstanceID, TTL: cfg.TTL, Logger: m.base})
+		c, err := memory.New(memory.NewStore(), memory.Config{Cluster: cfg.Cluster, ID: cfg.InstanceID, TTL: cfg.TTL, HistorySize: cfg.HistorySize, Logger: m.base})
 		if err != nil {
 			return exitUsage, fmt.Errorf("run: %w", err)
 		}
@@ -326,6 +326,8 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 				st := ctrl.Status()
 				return httpapi.Status{Role: st.Role, State: st.State, Body: st}
 			},
+			History: m.history,
+			Cluster: m.clusterPage,
 		})
 		if err != nil {
 			return exitUsage, fmt.Errorf("run: CCCTL_HTTP_ADDR: %w", err)

@@ -88,6 +88,7 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(
 		newRunCommand(),
 		newStatusCommand(),
+		newHistoryCommand(),
 		newLeaderCommand(),
 		newSwitchoverCommand(),
 		newPauseCommand(true),

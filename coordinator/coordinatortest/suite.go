@@ -68,6 +68,9 @@ const (
 //	Switchover/ClearedWhenTargetLeaves
 //	LeaseRemaining                 when the backend is a LeaseReporter
 //	ClaimSlot/Once                 when the backend is a SlotClaimer
+//	History/Reasons                every reason a term begins and ends, when
+//	                               the backend is a Historian
+//	History/CloseResigns           Close of a leader records a resignation
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	s := suite{newHarness: newHarness}
 	t.Run("Register", func(t *testing.T) {
@@ -130,6 +133,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	})
 	t.Run("ClaimSlot", func(t *testing.T) {
 		t.Run("Once", s.claimSlotOnce)
+	})
+	t.Run("History", func(t *testing.T) {
+		t.Run("Reasons", s.historyReasons)
+		t.Run("CloseResigns", s.historyCloseResigns)
 	})
 }
 

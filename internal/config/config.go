@@ -41,6 +41,8 @@ type Config struct {
 	AdvertiseAddress string
 	// TTL is the session lease's TTL.
 	TTL time.Duration
+	// HistorySize is how many master terms the history keeps.
+	HistorySize int
 	// GracePeriod is the time between SIGTERM and SIGKILL.
 	GracePeriod time.Duration
 	// LeadershipLostAction is "demote", "restart" or "exit".
@@ -264,6 +266,7 @@ func (l *loader) load() *Config {
 	if c.TTL >= MinTTL && c.TTL%time.Second != 0 {
 		l.fail("%s: %q: want whole seconds (etcd leases count seconds)", l.source(KeyTTL), l.str(KeyTTL))
 	}
+	c.HistorySize = l.historySize()
 	c.GracePeriod = l.duration(KeyGracePeriod, 0)
 	c.LeadershipLostAction = l.oneOf(KeyLeadershipLostAction, "demote", "restart", "exit")
 	for _, p := range l.list(KeyPortsWhenActive) {
@@ -543,6 +546,17 @@ func (l *loader) count(key string) int {
 	if err != nil {
 		l.fail("%s: %q: want a whole number, 0 or more, or unlimited", l.source(key), s)
 		return 0
+	}
+	return n
+}
+
+// historySize reads the history size: 1 to coordinator.MaxHistorySize.
+func (l *loader) historySize() int {
+	s, _ := l.raw(KeyHistorySize)
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > coordinator.MaxHistorySize {
+		l.fail("%s: %q: want a whole number from 1 to %d", l.source(KeyHistorySize), s, coordinator.MaxHistorySize)
+		return coordinator.DefaultHistorySize
 	}
 	return n
 }

@@ -324,3 +324,24 @@ func TestFlagNamedInError(t *testing.T) {
 		t.Errorf("got %v; want the error to name --ttl", err)
 	}
 }
+
+func TestHistorySize(t *testing.T) {
+	c, err := config.Load(flags(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HistorySize != 100 {
+		t.Errorf("default history size: got %d; want 100", c.HistorySize)
+	}
+	t.Setenv("CCCTL_HISTORY_SIZE", "7")
+	if c, err = config.Load(flags(t)); err != nil || c.HistorySize != 7 {
+		t.Errorf("CCCTL_HISTORY_SIZE=7: got %v, %v; want 7", c, err)
+	}
+	for _, bad := range []string{"0", "-1", "many", "100001"} {
+		t.Setenv("CCCTL_HISTORY_SIZE", bad)
+		_, err := config.Load(flags(t))
+		if err == nil || !strings.Contains(err.Error(), "CCCTL_HISTORY_SIZE: \""+bad+"\": want a whole number from 1 to 100000") {
+			t.Errorf("CCCTL_HISTORY_SIZE=%s: got %v; want a one-line error naming it", bad, err)
+		}
+	}
+}

@@ -24,6 +24,7 @@ type fileSchema struct {
 	InstanceID                  any `yaml:"instance_id"`
 	AdvertiseAddress            any `yaml:"advertise_address"`
 	TTL                         any `yaml:"ttl"`
+	HistorySize                 any `yaml:"history_size"`
 	GracePeriod                 any `yaml:"grace_period"`
 	LeadershipLostAction        any `yaml:"leadership_lost_action"`
 	PortsWhenActive             any `yaml:"ports_when_active"`
