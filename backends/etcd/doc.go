@@ -61,6 +61,31 @@
 // off from etcd, or frozen, holds its place until its lease expires (the
 // TTL), and only then does another member take over.
 //
+// # Safety
+//
+// The invariants of the election, each with the one place that keeps it;
+// a model of the protocol in Promela (backends/etcd/model) checks them
+// with spin, the pacing left free, and fails when any of the conditions
+// named here is removed:
+//
+//   - At most one key under election/: the If-clause of tryLead (no key
+//     with the election/ prefix), and the handover transaction of release,
+//     which deletes the leader's own key in the same transaction that
+//     creates the heir's, if the leader's key is still the term's.
+//   - Every leader key is bound to a live lease: keys are put WithLease,
+//     etcd refuses a put with a dead lease, and a handover is made only to
+//     an heir's place that is bound to a lease (keys.go, sessionID: a place
+//     written by hand, with no lease, is ignored).
+//   - No term is taken up by a session past its deadline, and a leader
+//     acts only before it: the session's local deadline (send time of the
+//     last acknowledged renewal + TTL - Margin) ends the term (Leadership.Done
+//     closed) before etcd can expire the lease (session.go).
+//   - Tokens strictly increase: the token is the create revision of the
+//     leader key, and a term this handle ended is never adopted again
+//     (ended).
+//   - Done is closed before the release: Resign detaches the term first,
+//     so no code of the old term acts while the next one begins.
+//
 // # Self-fencing
 //
 // The session renews its lease with its own loop: every RenewInterval it
