@@ -52,6 +52,9 @@ type Config struct {
 	Cluster coordinator.Cluster
 	// ID is this member's id.
 	ID string
+	// PreviousLease is the lease of this process's own earlier session, if
+	// it had one: a record bound to it is taken over at once (see New).
+	PreviousLease clientv3.LeaseID
 	// TTL is the session lease's time to live: whole seconds, at least 2s
 	// (default 10s).
 	TTL time.Duration

@@ -174,3 +174,88 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 	}
 	return "", fmt.Errorf("switchover: members kept changing: %w", coordinator.ErrUnknownMember)
 }
+
+// claimWait is the pause between two looks at the lease of a record that
+// holds this member's id.
+const claimWait = 200 * time.Millisecond
+
+// claimID checks, as a session opens, that no live member holds its id.
+// A record of the id bound to a lease that is still renewed is a live
+// member's: it fails, wrapping coordinator.ErrInvalidConfig, naming the
+// id and the record's host. A record whose lease is not renewed (a
+// restarted container that reuses its host name) is waited out, at most
+// until that lease expires (one TTL), and logged. A record bound to no
+// lease, to this session's or to Config.PreviousLease is taken over at
+// once.
+func (c *Coordinator) claimID(ctx context.Context) error {
+	key := c.keys.members + c.cfg.ID
+	for {
+		resp, err := c.cli.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("open session of %s: read its record: %w", c.cfg.ID, unavailable(c.cli.Endpoints(), err))
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		kv := resp.Kvs[0]
+		lease := clientv3.LeaseID(kv.Lease)
+		if lease == 0 || lease == c.lease || (c.cfg.PreviousLease != 0 && lease == c.cfg.PreviousLease) {
+			return nil
+		}
+		var rec struct {
+			Host string `json:"host"`
+		}
+		_ = json.Unmarshal(kv.Value, &rec) // the host is for the message only
+		host := rec.Host
+		if len(host) > 64 {
+			host = host[:64] + "..."
+		}
+		renewed, err := c.renewed(ctx, lease, host)
+		if err != nil {
+			return fmt.Errorf("open session of %s: watch the lease of its record: %w", c.cfg.ID, unavailable(c.cli.Endpoints(), err))
+		}
+		if renewed {
+			return fmt.Errorf("member id %s is in use by a running member on host %q (the lease of its record is renewed): give each member its own id (CCCTL_INSTANCE_ID): %w",
+				c.cfg.ID, host, coordinator.ErrInvalidConfig)
+		}
+		c.log.Info("the record of an earlier process with this id expired; taking the id over", "host", host)
+	}
+}
+
+// renewed follows lease until it is gone (false) or seen renewed twice
+// (true: a renewal sent just before its process died is seen at most
+// once). etcd reports the time left in whole seconds, rounded down: the
+// lease was renewed once the expiry that an answer implies is past the
+// latest one an earlier answer allows.
+func (c *Coordinator) renewed(ctx context.Context, lease clientv3.LeaseID, host string) (bool, error) {
+	var latest time.Time // the latest expiry the answer before allows
+	renewals := 0
+	for {
+		sent := c.clk.Now()
+		r, err := c.cli.TimeToLive(ctx, lease)
+		got := c.clk.Now()
+		if isLeaseNotFound(err) || (err == nil && r.TTL < 0) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		left := time.Duration(r.TTL) * time.Second
+		switch {
+		case latest.IsZero():
+			latest = got.Add(left + time.Second)
+			c.log.Warn("a record with this member's id is in place; waiting until its lease expires, or is seen renewed (then the id is in use)",
+				"host", host, "lease", fmt.Sprintf("%x", int64(lease)), "ttl_left", left)
+		case sent.Add(left).After(latest):
+			if renewals++; renewals == 2 {
+				return true, nil
+			}
+			latest = got.Add(left + time.Second)
+		case got.After(latest.Add(c.cfg.DialTimeout)):
+			return false, nil // past its expiry: etcd is revoking it
+		}
+		if err := c.backoff(ctx, claimWait); err != nil {
+			return false, err
+		}
+	}
+}

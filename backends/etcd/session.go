@@ -164,6 +164,10 @@ func newCoordinator(ctx context.Context, cli *clientv3.Client, cfg Config, owns 
 	c.wg.Add(1)
 	go c.keepAlive(ks, streams)
 	c.log.Debug("session opened", "lease", fmt.Sprintf("%x", int64(c.lease)), "ttl", cfg.TTL)
+	if err := c.claimID(ctx); err != nil { // registry.go
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
