@@ -86,7 +86,7 @@ func TestSlaveRidesThroughOutage(t *testing.T) {
 	a.waitLines(t, 2)
 	pidfile := h.dir + "/b.pids"
 	b := h.start(h.newMember("b", func(c *lifecycle.Config) { c.Service.Argv = pidService(pidfile) }))
-	b.waitLines(t, 2)
+	b.waitLines(t, 3) // start, started_as_slave, became_active (no ports: active once started)
 	waitFor(t, "b's service", func() bool { return len(pids(t, pidfile)) == 1 })
 	a.waitLines(t, 3)
 	old := b.ctl.Coordinator()
@@ -112,8 +112,8 @@ func TestSlaveRidesThroughOutage(t *testing.T) {
 	if got := pids(t, pidfile); len(got) != 1 || !alive(got[0]) {
 		t.Errorf("b's service: got pids %v (first alive: %v); want one start, still running", got, len(got) > 0 && alive(got[0]))
 	}
-	if got := strs(b.lines(t)); len(got) != 2 {
-		t.Errorf("b's hooks: got %q; want only start and started_as_slave", got)
+	if got := strs(b.lines(t)); len(got) != 3 {
+		t.Errorf("b's hooks: got %q; want only start, started_as_slave and became_active", got)
 	}
 	if st := b.ctl.Status(); st.Role != coordinator.RoleSlave || st.Master != "a" {
 		t.Errorf("b's status: role %s, master %q; want slave of a", st.Role, st.Master)
@@ -177,10 +177,10 @@ func threeMembers(t *testing.T, h *harness, service string, ttl time.Duration, e
 				edit(id, c)
 			}
 		})
-		m.waitLines(t, 2)
+		m.waitLines(t, 3) // start, started_as_<role>, became_active (no ports)
 		ms = append(ms, m)
 		for j, o := range ms[:i] {
-			o.waitLines(t, 2+i-j) // members_added for each later member
+			o.waitLines(t, 3+i-j) // members_added for each later member
 		}
 	}
 	for _, m := range ms {

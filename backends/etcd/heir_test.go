@@ -66,6 +66,13 @@ func TestOnlyTheHeirTriesOnAVacancy(t *testing.T) {
 		return heir
 	}
 	heir := waitHeir("")
+	// The handover goes by the heir's place as the term's monitor saw it:
+	// wait until it has seen the claim.
+	hr, err := reader.Get(context.Background(), heirKey(cl))
+	if err != nil || len(hr.Kvs) == 0 {
+		t.Fatalf("read the heir's place: %v, %v", hr, err)
+	}
+	waitView(t, cs["a"], hr.Kvs[0].ModRevision)
 	before := leads.Load()
 	if err := la.Resign(context.Background()); err != nil {
 		t.Fatal(err)
