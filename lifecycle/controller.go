@@ -143,7 +143,13 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 		}
 	}
 
+	// Every actor's interrupt asks for the stop (requestStop is idempotent);
+	// each actor returns once its part of the stop is done: the caller's
+	// context at once, the signals once the controller actor finished (a
+	// second SIGTERM in the grace period must not kill ccctl before the
+	// service), the supervisor once shutdown stopped the service.
 	var g run.Group
+	stop := c.interrupt
 	{ // the context of the caller
 		g.Add(func() error {
 			select {
@@ -153,7 +159,7 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 			case <-c.stopCh:
 			}
 			return nil
-		}, func(error) {})
+		}, stop)
 	}
 	{ // signals: caught from now on, before anything starts, and handled
 		// until the controller finished its stop, so that a second SIGTERM
@@ -169,24 +175,16 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 		g.Add(func() error {
 			c.handleSignals(sigs, c.finished)
 			return nil
-		}, func(error) {})
+		}, stop)
 	}
 	{ // the controller
 		g.Add(func() error {
 			defer close(c.finished)
 			return c.execute(ctx)
-		}, func(err error) {
-			var exit *ServiceExitError
-			switch {
-			case err == nil, errors.As(err, &exit):
-				c.requestStop(useServiceCode, nil)
-			default:
-				c.requestStop(ExitFailure, err)
-			}
-		})
+		}, stop)
 	}
 	if c.svc != nil {
-		g.Add(c.svc.execute, func(error) {})
+		g.Add(c.svc.execute, stop)
 	}
 	for _, e := range c.cfg.Extensions {
 		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -215,6 +213,19 @@ func (c *Controller) Run(ctx context.Context) (exitCode int, err error) {
 		c.log.Info("controller stopped", "exit_code", c.exitCode)
 	}
 	return c.exitCode, c.stopErr
+}
+
+// interrupt is every actor's interrupt: it asks for the stop, with the
+// error of the actor that returned first (the service's exit leaves the
+// exit code to the service).
+func (c *Controller) interrupt(err error) {
+	var exit *ServiceExitError
+	switch {
+	case err == nil, errors.As(err, &exit):
+		c.requestStop(useServiceCode, nil)
+	default:
+		c.requestStop(ExitFailure, err)
+	}
 }
 
 // closeCoordinator resigns the leadership, if held, and closes the session.

@@ -80,7 +80,7 @@ func TestEtcdLeadershipLost(t *testing.T) {
 				c.OnLeadershipLost = tc.action
 				c.Service.Argv = []string{"/bin/sh", "-c", `echo started >> '` + starts + `'; exec sleep 600`}
 			}))
-			a.waitLines(t, 2)
+			a.waitLines(t, 3) // start, started_as_master, became_active (no ports: active once started)
 			waitFile(t, starts)
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()

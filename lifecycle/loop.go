@@ -35,8 +35,7 @@ type loop struct {
 	switchoverTo string
 	observed     int64 // the newest term observeTerm was given
 
-	initDone      bool // the init hook ran: changes run hooks from now on
-	hookedMaster  string
+	hookedMaster  string // what the hooks were last told: the master, and the members
 	hookedMembers map[string]coordinator.Member
 
 	campaign       chan campaignResult
@@ -119,7 +118,6 @@ func (l *loop) run() {
 		l.fail(ExitInitHookFailed, err)
 		return
 	}
-	l.initDone = true
 	l.hookedMaster = l.masterID()
 	for id, m := range l.members {
 		l.hookedMembers[id] = m
@@ -152,42 +150,29 @@ func (l *loop) fail(code int, err error) {
 // cluster is paused with no leader), and reports whether it did before the
 // controller was asked to stop.
 func (l *loop) decideRole() bool {
-	c := l.c
-	for {
-		if l.snapshot {
-			other := l.master.ID != "" && l.master.ID != c.id
-			if other || (l.master.ID == "" && l.paused) {
-				l.setRole(coordinator.RoleSlave)
-				return true
-			}
-		}
-		select {
-		case <-c.stopCh:
+	for !l.roleDecided() {
+		if !l.step() {
 			return false
-		case <-c.coord.Done():
-			if !l.rejoin() {
-				return false
-			}
-		case r := <-l.campaign:
-			l.campaign = nil
-			if r.err != nil {
-				if !l.campaignFailed(r.err) {
-					return false
-				}
-				continue
-			}
-			l.becomeMaster(r.lead)
-			return true
-		case ev, ok := <-l.watch:
-			if !ok {
-				if !l.watchEnded() {
-					return false
-				}
-				continue
-			}
-			l.apply(ev)
 		}
 	}
+	return true
+}
+
+// roleDecided reports whether the member has a role: it leads, or the
+// complete view of the cluster shows another master, or a pause with none
+// (then it is a slave).
+func (l *loop) roleDecided() bool {
+	if l.role != coordinator.RoleNone {
+		return true
+	}
+	if l.snapshot {
+		other := l.master.ID != "" && l.master.ID != l.c.id
+		if other || (l.master.ID == "" && l.paused) {
+			l.setRole(coordinator.RoleSlave)
+			return true
+		}
+	}
+	return false
 }
 
 // campaignFailed handles a campaign that ended without leading, and
@@ -202,55 +187,57 @@ func (l *loop) campaignFailed(err error) bool {
 
 // loop handles changes until the controller is asked to stop.
 func (l *loop) loop() {
-	c := l.c
-	l.changed() // a switchover asked for during the init hook
-	for {
-		select {
-		case <-c.stopCh: // a stop wins over changes that came at the same time
-			return
-		default:
-		}
-		select {
-		case <-c.stopCh:
-			return
-		case <-c.coord.Done():
-			if !l.sessionEnded() {
-				return
-			}
-		case <-l.leadDone:
-			if !l.leadershipLost() {
-				return
-			}
-		case r := <-l.campaign:
-			l.campaign = nil
-			if r.err != nil {
-				if !l.campaignFailed(r.err) {
-					return
-				}
-				continue
-			}
-			l.promote(r.lead)
-		case ev, ok := <-l.watch:
-			if !ok {
-				if !l.watchEnded() {
-					return
-				}
-				continue
-			}
-			l.apply(ev)
-			l.drainWatch()
-			if !l.snapshot {
-				continue // a new watch's view is not complete yet: no hook for half of it
-			}
-			if !l.changed() {
-				return
-			}
-		case a := <-l.activeCh:
-			if !l.activeChanged(a) {
-				return
-			}
-		}
+	l.changed() // what came during the init hook: a switchover, members
+	for l.step() {
 	}
+}
+
+// step waits for the next thing to handle, handles it and reports whether
+// to go on. It is the one select of the controller actor: before the role
+// is decided (decideRole) and after (loop), the same sources, handled the
+// same way, but that a won campaign makes a member without a role master
+// at once (its init hook follows) and a slave master through a promotion,
+// and that hooks run for changes only once the role is decided.
+func (l *loop) step() bool {
+	c := l.c
+	select {
+	case <-c.stopCh: // a stop wins over changes that came at the same time
+		return false
+	default:
+	}
+	select {
+	case <-c.stopCh:
+		return false
+	case <-c.coord.Done():
+		return l.sessionEnded()
+	case <-l.leadDone: // nil while not leading
+		return l.leadershipLost()
+	case r := <-l.campaign:
+		l.campaign = nil
+		switch {
+		case r.err != nil:
+			return l.campaignFailed(r.err)
+		case l.role == coordinator.RoleNone:
+			l.becomeMaster(r.lead)
+		default:
+			l.promote(r.lead)
+		}
+	case ev, ok := <-l.watch:
+		if !ok {
+			return l.watchEnded()
+		}
+		l.apply(ev)
+		if l.role == coordinator.RoleNone {
+			return true // the init hook tells the state as it is then
+		}
+		l.drainWatch()
+		if l.snapshot { // a new watch's view is not complete yet: no hook for half of it
+			l.changed()
+		}
+	case a := <-l.activeCh: // nil while no service runs
+		return l.activeChanged(a)
+	}
+	return true
 }
 
 // drainWatch applies the events already waiting, so that the hooks see
@@ -308,13 +295,19 @@ func (l *loop) apply(ev coordinator.Event) {
 	}
 }
 
-// changed runs the hooks for what changed since the hooks were last told,
-// and hands over on a switchover request. It reports whether to go on.
-func (l *loop) changed() bool {
-	c := l.c
-	if l.role == coordinator.RoleMaster && l.switchoverTo != "" && l.switchoverTo != c.id {
+// changed acts on a change of the cluster: a master asked to hand over
+// does, then the hooks run for what changed since they were last told.
+func (l *loop) changed() {
+	if l.role == coordinator.RoleMaster && l.switchoverTo != "" && l.switchoverTo != l.c.id {
 		l.handOver()
 	}
+	l.runChangeHooks()
+}
+
+// runChangeHooks runs members_removed, members_added and master_changed
+// for what changed since the hooks were last told.
+func (l *loop) runChangeHooks() {
+	c := l.c
 	var removed, added []coordinator.Member
 	for id, m := range l.hookedMembers {
 		if _, ok := l.members[id]; !ok && id != c.id {
@@ -342,7 +335,6 @@ func (l *loop) changed() bool {
 		l.hookedMaster = m
 		l.runHooks(HookMasterChanged, l.role, nil, nil)
 	}
-	return true
 }
 
 // promote makes a slave that won the campaign master.
@@ -391,12 +383,31 @@ func (l *loop) becomeMaster(lead coordinator.Leadership) {
 	}()
 }
 
-// dropLeadership forgets the current term.
-func (l *loop) dropLeadership() coordinator.Leadership {
+// The demotion, written once for its three causes (a term lost, a
+// switchover, a session lost while leading): stepDown, then the caller's
+// part (the fence, the service per leadership_lost_action, the
+// resignation), then demoted.
+
+// stepDown forgets the current term, makes the member a slave and
+// publishes that while the session lives. It returns the term.
+func (l *loop) stepDown() coordinator.Leadership {
+	c := l.c
 	lead := l.lead
 	l.lead, l.leadDone = nil, nil
 	l.setRole(coordinator.RoleSlave)
+	c.metrics.transitions.Inc()
+	if c.coord.Err() == nil {
+		if err := l.publish(l.bctx, l.record.State); err != nil {
+			c.log.Warn("publish role", "err", err)
+		}
+	}
 	return lead
+}
+
+// demoted runs the demotion hook and tells the extensions.
+func (l *loop) demoted() {
+	l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+	l.c.notifyRole(coordinator.RoleSlave, 0, nil)
 }
 
 // leadershipLost handles the end of a term this member did not resign:
@@ -405,18 +416,12 @@ func (l *loop) dropLeadership() coordinator.Leadership {
 func (l *loop) leadershipLost() bool {
 	c := l.c
 	f := l.fence
-	lead := l.dropLeadership()
+	lead := l.stepDown()
 	cause := lead.Err()
 	l.arm(f, fenceDelay(c.coord))
 	l.demoting = f
 	c.log.Warn("leadership lost", "token", lead.Token(), "err", cause, "action", c.cfg.OnLeadershipLost,
 		"deadline", expiresIn(c.coord).Round(time.Millisecond))
-	c.metrics.transitions.Inc()
-	if c.coord.Err() == nil {
-		if err := l.publish(l.bctx, l.record.State); err != nil {
-			c.log.Warn("publish role", "err", err)
-		}
-	}
 	switch c.cfg.OnLeadershipLost {
 	case LeadershipLostExit:
 		// The fence stays armed until shutdown has stopped the service.
@@ -430,8 +435,7 @@ func (l *loop) leadershipLost() bool {
 		l.disarm(f)
 		f.waitKilled()
 		l.demoting = nil
-		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
-		c.notifyRole(coordinator.RoleSlave, 0, nil)
+		l.demoted()
 		if restart {
 			if err := l.startService(); err != nil {
 				l.fail(startExitCode(err), err)
@@ -439,10 +443,9 @@ func (l *loop) leadershipLost() bool {
 			}
 		}
 	default:
-		l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
+		l.demoted()
 		l.disarm(f)
 		l.demoting = nil
-		c.notifyRole(coordinator.RoleSlave, 0, nil)
 		if f.hasFired() && l.running {
 			// Killed by the fence: started again, as slave.
 			f.waitKilled()
@@ -464,13 +467,8 @@ func (l *loop) leadershipLost() bool {
 func (l *loop) handOver() {
 	c := l.c
 	c.log.Info("switchover requested, handing over", "to", l.switchoverTo)
-	lead := l.dropLeadership()
-	c.metrics.transitions.Inc()
-	if err := l.publish(l.bctx, l.record.State); err != nil {
-		c.log.Warn("publish role", "err", err)
-	}
-	l.runHooks(HookTransitionMasterToSlave, coordinator.RoleMaster, nil, nil)
-	c.notifyRole(coordinator.RoleSlave, 0, nil)
+	lead := l.stepDown()
+	l.demoted()
 	ctx, cancel := context.WithTimeout(l.bctx, backendTimeout)
 	defer cancel()
 	if err := lead.Resign(ctx); err != nil {

@@ -27,7 +27,8 @@ import (
 //     again (Reopener.Reopen), and only after the demotion completed or the
 //     service was killed (rejoin runs after leadershipLost).
 //   - A slave's service is never stopped or restarted by an outage, and no
-//     init hook runs again: rejoin touches neither the service nor initDone.
+//     init hook runs again: rejoin touches neither the service nor the
+//     hooks' record of what they were last told.
 
 // ErrLeadershipLost is the cause of a hook's context when the hook was
 // stopped because the leadership was lost while it ran.
@@ -225,7 +226,7 @@ func (l *loop) resetView() {
 // rejoin opens a new session after the session ended, as long as the
 // controller runs: it registers the member again under its id with its
 // current record, watches again and campaigns again. The service, the role
-// (slave by now) and initDone are left as they are. It reports whether to
+// (slave by now) and what the hooks were last told are left as they are. It reports whether to
 // go on: false when a stop was asked for meanwhile, or the backend cannot
 // open a new session.
 func (l *loop) rejoin() bool {
