@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/backends/etcd"
+	"github.com/ccctl/ccctl/backends/memory/memorytest"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/etcdtest"
@@ -90,7 +91,7 @@ func TestSlaveRidesThroughOutage(t *testing.T) {
 	waitFor(t, "b's service", func() bool { return len(pids(t, pidfile)) == 1 })
 	a.waitLines(t, 3)
 	old := b.ctl.Coordinator()
-	b.coord.Partition(true)
+	memorytest.Partition(b.coord, true)
 	waitFor(t, "b's session to end", func() bool {
 		h.clk.Advance(100 * time.Millisecond)
 		return b.coord.Err() != nil
@@ -99,7 +100,7 @@ func TestSlaveRidesThroughOutage(t *testing.T) {
 		h.clk.Advance(100 * time.Millisecond)
 		return len(a.lines(t)) >= 4
 	})
-	b.coord.Partition(false)
+	memorytest.Partition(b.coord, false)
 	waitFor(t, "b to rejoin", func() bool {
 		h.clk.Advance(100 * time.Millisecond)
 		n := b.ctl.Coordinator()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccctl/ccctl/backends/memory/memorytest"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 
@@ -154,13 +155,13 @@ func TestTransitions(t *testing.T) {
 				b := h.run("b")
 				b.waitLines(t, 2)
 				a.waitLines(t, 3)
-				a.coord.Partition(true)
+				memorytest.Partition(a.coord, true)
 				waitFor(t, "b to take over", func() bool {
 					h.clk.Advance(100 * time.Millisecond)
 					return len(b.lines(t)) >= 4
 				})
 				a.waitLines(t, 4) // demoted while cut off
-				a.coord.Partition(false)
+				memorytest.Partition(a.coord, false)
 				waitFor(t, "a to rejoin and see b", func() bool {
 					h.clk.Advance(100 * time.Millisecond)
 					return len(a.lines(t)) >= 5

@@ -51,7 +51,7 @@ func (h *fakeHarness) New(t *testing.T, id string) coordinator.Coordinator {
 func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 	t.Helper()
 	c := cc.(*Coordinator)
-	c.Crash()
+	c.crash()
 	h.clk.Advance(h.cfg.TTL)
 	h.store.mu.Lock()
 	h.store.expireDueLocked()
@@ -72,7 +72,7 @@ func heal(c *Coordinator) {
 	c.store.mu.Lock()
 	c.crashed = false
 	c.store.mu.Unlock()
-	c.Partition(false)
+	c.partition(false)
 }
 
 func TestConformanceFakeClock(t *testing.T) {
@@ -101,7 +101,7 @@ func (h *realHarness) New(t *testing.T, id string) coordinator.Coordinator {
 func (h *realHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 	t.Helper()
 	c := cc.(*Coordinator)
-	c.Crash()
+	c.crash()
 	deadline := time.Now().Add(h.cfg.TTL + 5*time.Second)
 	for {
 		h.store.mu.Lock()

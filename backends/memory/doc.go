@@ -20,9 +20,9 @@
 // renewal + TTL). In one process the renewals of a connected member always
 // arrive, so the store counts them on schedule even when the goroutine that
 // carries them runs late: a fake clock moved far ahead in one jump expires
-// only the members that could not renew (Crash, Partition), never the
-// others. A member whose renewals stop reaching the store (Crash,
-// Partition) fences itself: its Leadership.Done and its session's Done close
+// only the members that could not renew (memorytest.Crash, Partition),
+// never the others. A member whose renewals stop reaching the store
+// (memorytest.Crash, Partition) fences itself: its Leadership.Done and its session's Done close
 // at the latest at last acknowledged renewal + TTL - Margin on its own
 // timer, and in every case before the store grants the leadership to anybody
 // else, because the store ends the expiring session's term under the same
@@ -34,7 +34,8 @@
 // exits, every cluster in the Store is gone. The store keeps no history, so
 // a watch never needs to coalesce. Slot claims live as long as the Store.
 //
-// Crash and Partition simulate the failures the conformance suite and the
-// lifecycle tests need; they are the only ways to make a lease expire, since
-// in one process renewals otherwise always arrive.
+// The failures the conformance suite and the lifecycle tests need are
+// injected by package memorytest (Crash, Partition), not by methods of the
+// production type: they are the only ways to make a lease expire, since in
+// one process renewals otherwise always arrive.
 package memory

@@ -50,7 +50,7 @@ func TestHistoryFenced(t *testing.T) {
 	la := mustLead(t, a)
 	chB := campaignAsync(t, b)
 	waitingFor(t, e.store, b)
-	a.Partition(true)
+	a.partition(true)
 	e.advanceTo(epoch.Add(e.cfg.TTL - e.cfg.Margin))
 	waitClosed(t, la.Done(), "Done of the cut-off leader")
 	e.advanceTo(epoch.Add(e.cfg.TTL))

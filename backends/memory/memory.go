@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ccctl/ccctl/backends/memory/internal/faults"
 	"log/slog"
 	"sync"
 	"time"
@@ -338,14 +339,13 @@ func (c *Coordinator) Reopen(ctx context.Context) (coordinator.Coordinator, erro
 	return New(s, c.cfg)
 }
 
-// Crash simulates the death of the member's process: renewals stop and
-// nothing reaches the store any more, but the lease is not revoked. The
-// store expires it TTL after the last renewal, deleting the record and
-// releasing the leadership; the handle's own Leadership.Done and Done close
-// at the latest TTL - Margin after the last renewal, as a living member's
-// would. Close after Crash releases the handle's goroutines without touching
-// the store. Crash is the memory backend's way to test crash failover.
-func (c *Coordinator) Crash() {
+func init() {
+	faults.Crash = func(c any) { c.(*Coordinator).crash() }
+	faults.Partition = func(c any, cut bool) { c.(*Coordinator).partition(cut) }
+}
+
+// crash simulates the death of the member's process (memorytest.Crash).
+func (c *Coordinator) crash() {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,14 +354,9 @@ func (c *Coordinator) Crash() {
 	c.cut = true
 }
 
-// Partition cuts the member off from the store (cut true) or reconnects it
-// (cut false). While cut off, renewals and calls do not reach the store
-// (calls fail with ErrUnavailable) and the member keeps running: it fences
-// itself TTL - Margin after its last acknowledged renewal. A session that
-// ended meanwhile stays ended after reconnection; a leadership resigned
-// while cut off is released in the store on reconnection. Partition does
-// nothing after Crash.
-func (c *Coordinator) Partition(cut bool) {
+// partition cuts the member off from the store or reconnects it
+// (memorytest.Partition).
+func (c *Coordinator) partition(cut bool) {
 	s := c.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -393,7 +388,7 @@ func (c *Coordinator) Partition(cut bool) {
 // safe for concurrent use; every call returns the first call's error. When
 // the member is cut off, nothing reaches the store: Close ends the session
 // locally and returns an error wrapping ErrUnavailable, and the lease
-// expires on its own. After Crash, Close only releases the handle.
+// expires on its own. After a crash (memorytest.Crash), Close only releases the handle.
 func (c *Coordinator) Close() error {
 	c.closeOnce.Do(func() {
 		s := c.store

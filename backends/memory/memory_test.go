@@ -226,7 +226,7 @@ func TestPartitionedLeaderFencesItself(t *testing.T) {
 	waitingFor(t, e.store, b)
 
 	e.advanceTo(epoch.Add(4 * time.Second)) // a renewed at 3s
-	a.Partition(true)
+	a.partition(true)
 	ack := e.lastAck(a)
 	if want := epoch.Add(3 * time.Second); !ack.Equal(want) {
 		t.Fatalf("last acknowledged renewal at %v; want %v", ack.Sub(epoch), want.Sub(epoch))
@@ -276,7 +276,7 @@ func TestPartitionedLeaderFencesItself(t *testing.T) {
 		t.Fatal("b did not win after a's lease expired")
 	}
 	// Reconnecting does not revive the session.
-	a.Partition(false)
+	a.partition(false)
 	if _, err := a.Members(context.Background()); !errors.Is(err, coordinator.ErrSessionClosed) {
 		t.Errorf("Members after reconnection of an ended session: %v; want ErrSessionClosed", err)
 	}
@@ -291,9 +291,9 @@ func TestShortPartitionSurvives(t *testing.T) {
 	e := newEnv(t)
 	a := e.member("a")
 	la := mustLead(t, a)
-	a.Partition(true)
+	a.partition(true)
 	e.advanceTo(epoch.Add(8 * time.Second)) // fencing would be at 9s
-	a.Partition(false)
+	a.partition(false)
 	e.advanceTo(epoch.Add(40 * time.Second))
 	if closed(la.Done()) || closed(a.Done()) {
 		t.Fatalf("term or session ended: %v, %v; want both alive", la.Err(), a.Err())
@@ -315,7 +315,7 @@ func TestCrashFailoverBounded(t *testing.T) {
 	chB := campaignAsync(t, b)
 	waitingFor(t, e.store, b)
 	e.advanceTo(epoch.Add(7 * time.Second)) // renewals at 3s and 6s
-	a.Crash()
+	a.crash()
 	expiry := e.lastAck(a).Add(e.cfg.TTL)
 	if want := epoch.Add(16 * time.Second); !expiry.Equal(want) {
 		t.Fatalf("expiry at %v; want %v", expiry.Sub(epoch), want.Sub(epoch))
@@ -355,7 +355,7 @@ func TestCrashFailoverBounded(t *testing.T) {
 func TestCloseAfterCrashLeavesLease(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.member("a"), e.member("b")
-	a.Crash()
+	a.crash()
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -376,7 +376,7 @@ func TestCloseWhileCutOff(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.member("a"), e.member("b")
 	la := mustLead(t, a)
-	a.Partition(true)
+	a.partition(true)
 	err := a.Close()
 	if !errors.Is(err, coordinator.ErrUnavailable) {
 		t.Fatalf("Close while cut off: %v; want ErrUnavailable", err)
@@ -508,7 +508,7 @@ func TestResignWhileCutOff(t *testing.T) {
 	la := mustLead(t, a)
 	chB := campaignAsync(t, b)
 	waitingFor(t, e.store, b)
-	a.Partition(true)
+	a.partition(true)
 	if err := la.Resign(context.Background()); !errors.Is(err, coordinator.ErrUnavailable) {
 		t.Fatalf("Resign while cut off: %v; want ErrUnavailable", err)
 	}
@@ -520,7 +520,7 @@ func TestResignWhileCutOff(t *testing.T) {
 		t.Fatalf("b won (err %v) while a's leader key could not be deleted", r.err)
 	default:
 	}
-	a.Partition(false)
+	a.partition(false)
 	select {
 	case r := <-chB:
 		if r.err != nil {
@@ -541,8 +541,8 @@ func TestClockJumpKeepsConnectedMembers(t *testing.T) {
 	e := newEnv(t)
 	a, b, d := e.member("a"), e.member("b"), e.member("d")
 	la := mustLead(t, a)
-	b.Crash()
-	d.Partition(true)
+	b.crash()
+	d.partition(true)
 	e.clk.Advance(time.Hour)
 	waitClosed(t, b.Done(), "Done of the crashed member")
 	waitClosed(t, d.Done(), "Done of the cut-off member")
