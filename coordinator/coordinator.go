@@ -184,7 +184,7 @@ var (
 	// first.
 	ErrNotRegistered = errors.New("coordinator: member not registered")
 	// ErrInvalidConfig means that a backend's configuration is invalid.
-	ErrInvalidConfig = errors.New("coordinator: invalid configuration")
+	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrUnavailable means that the backend could not be reached in time.
 	ErrUnavailable = errors.New("coordinator: backend unavailable")
 )

@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -173,8 +172,10 @@ type Config struct {
 	Reap bool
 }
 
-// ErrInvalidConfig is wrapped by every error of New.
-var ErrInvalidConfig = errors.New("lifecycle: invalid configuration")
+// ErrInvalidConfig is wrapped by every error of New. It is
+// coordinator.ErrInvalidConfig: one error for a bad configuration, whichever
+// part found it.
+var ErrInvalidConfig = coordinator.ErrInvalidConfig
 
 // validate checks cfg and fills in its defaults.
 func (cfg *Config) validate() error {

@@ -11,14 +11,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/lifecycle"
 )
 
-// Exit codes shared by the commands.
+// Exit codes shared by the commands: lifecycle's table, the one source.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2 // bad usage or bad configuration
-	exitBackend = 3 // the backend could not be reached in time
+	exitOK      = lifecycle.ExitOK
+	exitFailure = lifecycle.ExitFailure
+	exitUsage   = lifecycle.ExitBadConfig          // bad usage or bad configuration
+	exitBackend = lifecycle.ExitBackendUnavailable // the backend could not be reached in time
 )
 
 // exitError carries an exit code up to Execute. A nil err exits silently.

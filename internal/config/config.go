@@ -193,7 +193,9 @@ func (e Errors) Error() string {
 func (e Errors) Unwrap() []error { return e }
 
 // ErrInvalid is wrapped by every error of Load.
-var ErrInvalid = errors.New("invalid configuration")
+// It is coordinator.ErrInvalidConfig: one error for a bad configuration,
+// whichever part found it.
+var ErrInvalid = coordinator.ErrInvalidConfig
 
 type loader struct {
 	v      *viper.Viper
