@@ -87,6 +87,9 @@ type Service struct {
 	Env []string
 	// Dir is the working directory ("" is the controller's).
 	Dir string
+	// Stdin is the service's standard input (nil: none, /dev/null). The
+	// hooks never read it.
+	Stdin io.Reader
 }
 
 // Extension is a part that runs alongside the controller, such as the job

@@ -26,6 +26,7 @@ type supervisor struct {
 	argv           []string
 	env            []string
 	dir            string
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	grace          time.Duration
 
@@ -44,6 +45,7 @@ func newSupervisor(cfg *Config) *supervisor {
 		argv:    cfg.Service.Argv,
 		env:     cfg.Service.Env,
 		dir:     cfg.Service.Dir,
+		stdin:   cfg.Service.Stdin,
 		stdout:  cfg.Stdout,
 		stderr:  cfg.Stderr,
 		grace:   cfg.GracePeriod,
@@ -61,7 +63,7 @@ func (s *supervisor) start(ccEnv []string) (*proc.Process, error) {
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Env = append(append(os.Environ(), s.env...), ccEnv...)
 	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
 	p, err := proc.Start(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", errStartService, s.argv[0], err)

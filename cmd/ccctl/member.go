@@ -47,7 +47,7 @@ func runMember(cmd *cobra.Command, cfg *config.Config, argv []string, standalone
 
 	if standalone {
 		log.Info("standalone: running the service with no coordination")
-		return superviseService(cmd, cfg, argv)
+		return superviseService(cmd, cfg, argv, base)
 	}
 	// Signals that come while connecting or waiting end the start-up.
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)

@@ -128,6 +128,26 @@ func TestRunStandalone(t *testing.T) {
 	}
 }
 
+// TestStandaloneSignals: standalone runs on the member's supervisor, with
+// its signal set: SIGPIPE sent to ccctl is dropped (the service lives on),
+// SIGWINCH is forwarded, SIGTERM stops the service.
+func TestStandaloneSignals(t *testing.T) {
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	script := `trap 'echo winch' WINCH; trap 'echo term; exit 7' TERM; touch '` + ready + `'; while :; do sleep 0.05; done`
+	r := background(t, nil, "run", "--standalone", "--", "sh", "-c", script)
+	testutil.Eventually(t, 20*time.Second, "the service to start", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	r.cmd.Process.Signal(syscall.SIGPIPE)
+	r.cmd.Process.Signal(syscall.SIGWINCH)
+	testutil.Eventually(t, 20*time.Second, "SIGWINCH forwarded", func() bool { return strings.Contains(r.stdout.String(), "winch") })
+	if code := r.stop(t, syscall.SIGTERM, 20*time.Second); code != 7 || !strings.Contains(r.stdout.String(), "term") {
+		t.Errorf("got %d, output %q; want 7 after the service's TERM trap (SIGPIPE dropped, not fatal)", code, r.stdout.String())
+	}
+}
+
 func TestJSONLogsCarryTheMemberID(t *testing.T) {
 	r := ccctl(t, 20*time.Second, []string{"CCCTL_LOG_FORMAT=json", "CCCTL_INSTANCE_ID=m7"}, "run", "--", "true")
 	if r.code != 0 {

@@ -3,16 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/internal/config"
 	"github.com/ccctl/ccctl/internal/logfilter"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/lifecycle"
 )
 
 func newRunCommand() *cobra.Command {
@@ -43,21 +41,17 @@ func newRunCommand() *cobra.Command {
 	return cmd
 }
 
-// superviseService starts argv, passes its output through, forwards
-// signals, stops its process group on SIGTERM or SIGINT (grace period, then
-// SIGKILL), and returns its exit code.
-func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (int, error) {
-	if _, err := proc.EnableReaping(); err != nil {
-		return exitFailure, fmt.Errorf("run: %w", err)
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
-
+// superviseService runs argv on the controller's own supervisor, with no
+// coordination: a member of the memory backend (a cluster of one, always
+// master) with no hooks, jobs, locks or HTTP server. The service is started,
+// its output passed through (and filtered), signals forwarded as in a
+// member, its process group stopped on SIGTERM or SIGINT (grace period,
+// then SIGKILL) and its exit code returned, exactly as under ccctl run.
+func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string, log *slog.Logger) (int, error) {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if cfg.SuppressLogRegexp != nil {
 		for _, w := range []*io.Writer{&stdout, &stderr} {
-			f, err := logfilter.New(*w, cfg.SuppressLogRegexp, logfilter.Options{})
+			f, err := logfilter.New(*w, cfg.SuppressLogRegexp, logfilter.Options{Logger: log})
 			if err != nil {
 				return exitFailure, fmt.Errorf("run: %w", err)
 			}
@@ -65,29 +59,22 @@ func superviseService(cmd *cobra.Command, cfg *config.Config, argv []string) (in
 			defer f.Close() // after the service's output is copied, or when it did not start
 		}
 	}
-	c := exec.Command(argv[0], argv[1:]...)
-	c.Stdin = cmd.InOrStdin()
-	c.Stdout = stdout
-	c.Stderr = stderr
-	p, err := proc.Start(c)
+	co, err := memory.New(memory.NewStore(), memory.Config{Cluster: cfg.Cluster, ID: cfg.InstanceID, TTL: cfg.TTL, Logger: log})
 	if err != nil {
-		return 127, fmt.Errorf("run: %w", err)
+		return exitUsage, fmt.Errorf("run: %w", err)
 	}
-	var st proc.Status
-	for done := false; !done; {
-		select {
-		case <-p.Done():
-			st = p.Wait()
-			done = true
-		case sig := <-sigs:
-			s := sig.(syscall.Signal)
-			if s == syscall.SIGTERM || s == syscall.SIGINT {
-				st = p.Stop(cfg.GracePeriod)
-				done = true
-				break
-			}
-			p.Signal(s)
-		}
+	ctrl, err := lifecycle.New(lifecycle.Config{
+		Coordinator: co,
+		Service:     lifecycle.Service{Argv: argv, Stdin: cmd.InOrStdin()},
+		GracePeriod: cfg.GracePeriod,
+		Logger:      log,
+		Stdout:      stdout,
+		Stderr:      stderr,
+		Reap:        true,
+	})
+	if err != nil {
+		co.Close()
+		return exitUsage, fmt.Errorf("run: %w", err)
 	}
-	return st.ExitCode(), nil
+	return ctrl.Run(cmd.Context())
 }
