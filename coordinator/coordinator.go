@@ -40,6 +40,23 @@ type Cluster struct {
 // String returns "environment/service".
 func (c Cluster) String() string { return c.Environment + "/" + c.Service }
 
+// MinTTL is the shortest session TTL of every backend: below it a
+// renewal interval and a safety margin leave no room for one round trip
+// to a loaded backend.
+const MinTTL = 2 * time.Second
+
+// CheckTTL is the one rule for a session TTL: whole seconds (etcd's leases
+// count seconds), at least MinTTL.
+func CheckTTL(ttl time.Duration) error {
+	switch {
+	case ttl < MinTTL:
+		return fmt.Errorf("ttl %v: want at least %v", ttl, MinTTL)
+	case ttl%time.Second != 0:
+		return fmt.Errorf("ttl %v: want whole seconds (etcd leases count seconds)", ttl)
+	}
+	return nil
+}
+
 // ValidateName reports whether s can name an environment, a service or a
 // member: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or
 // a digit, so that it is safe as one segment of a key or a file name.

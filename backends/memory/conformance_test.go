@@ -129,7 +129,7 @@ func TestConformanceRealClock(t *testing.T) {
 			store: NewStore(),
 			cfg: Config{
 				Cluster: coordinator.Cluster{Environment: "real", Service: fmt.Sprintf("svc%d", n)},
-				TTL:     time.Second, Margin: 200 * time.Millisecond, RenewInterval: 200 * time.Millisecond,
+				TTL:     2 * time.Second, Margin: 200 * time.Millisecond, RenewInterval: 400 * time.Millisecond,
 				Logger: quietLogger(),
 			},
 		}

@@ -78,9 +78,10 @@ func (cfg Config) validate() error {
 	if err := coordinator.ValidateName("member id", cfg.ID); err != nil {
 		return err
 	}
+	if err := coordinator.CheckTTL(cfg.TTL); err != nil {
+		return err
+	}
 	switch {
-	case cfg.TTL < 0:
-		return fmt.Errorf("ttl %v: want > 0", cfg.TTL)
 	case cfg.Margin < 0:
 		return fmt.Errorf("margin %v: want >= 0", cfg.Margin)
 	case cfg.HistorySize < 0 || cfg.HistorySize > coordinator.MaxHistorySize:

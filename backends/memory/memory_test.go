@@ -32,8 +32,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"negative ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: -time.Second}, "ttl"},
 		{"negative margin", NewStore(), Config{Cluster: cl, ID: "a", Margin: -time.Second}, "margin"},
 		{"negative renew", NewStore(), Config{Cluster: cl, ID: "a", RenewInterval: -time.Second}, "renew interval"},
-		{"margin not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: time.Second, Margin: time.Second, RenewInterval: 100 * time.Millisecond}, "margin"},
-		{"renew not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: time.Second, RenewInterval: time.Second}, "renew interval"},
+		{"ttl under the minimum", NewStore(), Config{Cluster: cl, ID: "a", TTL: time.Second}, "want at least 2s"},
+		{"ttl fraction", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2500 * time.Millisecond}, "whole seconds"},
+		{"margin not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, Margin: 2 * time.Second, RenewInterval: 100 * time.Millisecond}, "margin"},
+		{"renew not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, RenewInterval: 2 * time.Second}, "renew interval"},
 		{"renew plus margin not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, Margin: time.Second, RenewInterval: time.Second}, "renew interval"},
 	}
 	for _, tt := range tests {
