@@ -194,9 +194,14 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	if err != nil {
 		return fail(err)
 	}
+	defer out.Close()
+	stdout, err := startCopy(out)
+	if err != nil {
+		return fail(err)
+	}
 	stderr := &tailBuffer{max: 2048}
 	cmd := exec.Command(opts.Command[0], opts.Command[1:]...)
-	cmd.Stdout = out
+	cmd.Stdout = stdout.Writer()
 	cmd.Stderr = stderr
 	if opts.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(stderr, opts.Stderr)
@@ -214,12 +219,16 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	begin := time.Now()
 	st, err := proc.Run(runCtx, cmd, grace)
 	res.Duration = time.Since(begin)
-	syncErr := out.Sync()
-	closeErr := out.Close()
 	if err != nil {
+		stdout.abort()
 		return fail(err)
 	}
+	written, werr, rerr := stdout.finish()
 	res.ExitCode = st.ExitCode()
+	if werr != nil {
+		// The first cause: the command has likely died of the closed pipe.
+		return fail(writeError(werr, dir))
+	}
 	if ctxErr := runCtx.Err(); ctxErr != nil {
 		// Even a command that exits 0 on SIGTERM has been cut short.
 		return fail(fmt.Errorf("command stopped after %v (%s): %w%s", res.Duration.Round(time.Millisecond), st, ctxErr, stderr.suffix()))
@@ -227,8 +236,19 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	if !st.Success() {
 		return fail(fmt.Errorf("%w: %s%s", ErrCommandFailed, st, stderr.suffix()))
 	}
-	if err := errors.Join(syncErr, closeErr); err != nil {
-		return fail(fmt.Errorf("write %s: %w", tmp, err))
+	if rerr != nil {
+		return fail(fmt.Errorf("read the command's standard output: %w", rerr))
+	}
+	if err := out.Sync(); err != nil {
+		return fail(writeError(err, dir))
+	}
+	if fi, err := out.Stat(); err != nil {
+		return fail(err)
+	} else if fi.Size() != written {
+		return fail(fmt.Errorf("write %s: %d bytes on disk, %d written", tmp, fi.Size(), written))
+	}
+	if err := out.Close(); err != nil {
+		return fail(writeError(err, dir))
 	}
 
 	src := tmp
@@ -244,7 +264,14 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	}
 	size, err := syncTree(src)
 	if err != nil {
-		return fail(fmt.Errorf("sync %s: %w", src, err))
+		return fail(writeError(fmt.Errorf("sync %s: %w", src, err), dir))
+	}
+	if src == tmpFile {
+		// ccctl did not write this backup: a write the command ignored
+		// cannot be seen, but it can only have failed on a full disk.
+		if err := checkRoom(dir); err != nil {
+			return fail(err)
+		}
 	}
 	if size == 0 {
 		return fail(ErrEmpty)
