@@ -815,3 +815,53 @@ func TestBackupOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBackupCopy compares a backup written to standard output (copied
+// by RunBackup through a pipe, with checked writes and fsync) with the same
+// bytes written by the command itself to $CC_BACKUP_FILE (what the command's
+// own redirection costs). The size is CCCTL_BENCH_BACKUP_MB (default 200),
+// the folder CCCTL_BENCH_BACKUP_DIR (default a temporary folder). Run by
+// hand:
+//
+//	go test -run '^$' -bench BackupCopy -benchtime 5x ./retention/
+func BenchmarkBackupCopy(b *testing.B) {
+	mb := 200
+	if v := os.Getenv("CCCTL_BENCH_BACKUP_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("CCCTL_BENCH_BACKUP_MB=%q: want a positive number of MB", v)
+		}
+		mb = n
+	}
+	size := int64(mb) * 1000 * 1000
+	for _, mode := range []struct{ name, script string }{
+		{"stdout", fmt.Sprintf(`head -c %d /dev/zero`, size)},
+		{"direct", fmt.Sprintf(`head -c %d /dev/zero > "$CC_BACKUP_FILE"`, size)},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			dest := b.TempDir()
+			if d := os.Getenv("CCCTL_BENCH_BACKUP_DIR"); d != "" {
+				dest = filepath.Join(d, "bench-"+mode.name)
+				b.Cleanup(func() { os.RemoveAll(dest) })
+			}
+			b.SetBytes(size)
+			i := 0
+			for b.Loop() {
+				o := opts(dest, i, mode.script)
+				o.SkipPrune = true
+				o.Timeout = 10 * time.Minute
+				res, err := retention.RunBackup(context.Background(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Size != size {
+					b.Fatalf("backup of %d bytes; want %d", res.Size, size)
+				}
+				b.StopTimer()
+				os.Remove(res.Backup.Path)
+				b.StartTimer()
+				i++
+			}
+		})
+	}
+}
