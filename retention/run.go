@@ -60,8 +60,9 @@ type BackupOptions struct {
 	Ext string
 	// Command is the program and its arguments, run directly (wrap it in
 	// "/bin/sh", "-c" for a shell command). Its standard output is the
-	// backup, unless it creates the path in $CC_BACKUP_FILE, which is then
-	// the backup (a file or a directory) and standard output is discarded.
+	// backup (a pipe, copied by RunBackup with checked writes), unless it
+	// creates the path in $CC_BACKUP_FILE, which is then the backup (a file
+	// or a directory) and standard output is discarded.
 	Command []string
 	// Env is added to this process's environment for the command.
 	Env []string
@@ -136,9 +137,11 @@ type Result struct {
 // opts.Name, then prunes by opts.Policy. It holds the lock on the backups'
 // folder (fslock on DESTINATION/NAME, waiting for it as long as ctx allows)
 // for the whole run. When the command fails, times out, is killed or
-// writes nothing, RunBackup returns an error (wrapping ErrCommandFailed,
-// context.DeadlineExceeded or context.Canceled, or ErrEmpty) and nothing
-// matching the backup pattern is created or removed. When the backup is
+// writes nothing, or a write of the backup fails, RunBackup returns an
+// error (wrapping ErrCommandFailed, context.DeadlineExceeded or
+// context.Canceled, ErrEmpty, or ErrNoSpace and the write's own error) and
+// nothing matching the backup pattern is created or removed; pruning runs
+// only after a backup whose every write succeeded. When the backup is
 // stored but pruning fails, the error wraps ErrPrune and the Result
 // describes the stored backup.
 func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
@@ -277,10 +280,10 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 		return fail(ErrEmpty)
 	}
 	if err := renameNoReplace(src, final); err != nil {
-		return fail(err)
+		return fail(writeError(err, dir))
 	}
 	if err := syncDir(dir); err != nil {
-		return fail(fmt.Errorf("sync %s: %w", dir, err))
+		return fail(writeError(fmt.Errorf("sync %s: %w", dir, err), dir))
 	}
 	fi, _ = os.Lstat(final)
 	res.Backup = Backup{File: filepath.Base(final), Path: final, Time: started, Ext: opts.Ext, IsDir: fi != nil && fi.IsDir()}
