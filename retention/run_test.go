@@ -542,7 +542,12 @@ func TestFullDiskCommandExitsZero(t *testing.T) {
 	if _, err := retention.RunBackup(context.Background(), o); err != nil {
 		t.Fatalf("next run after the full disk: %v", err)
 	}
-	checkUntouchedExcept(t, dir, before, "db-20240304T100000Z.sql")
+	o = opts(dest, 4, `head -c 100000 /dev/zero > "$CC_BACKUP_FILE"`)
+	o.Policy = retention.Policy{Daily: 10}
+	if _, err := retention.RunBackup(context.Background(), o); err != nil {
+		t.Fatalf("a $CC_BACKUP_FILE run that fits: %v", err)
+	}
+	checkUntouchedExcept(t, dir, before, "db-20240304T100000Z.sql", "db-20240305T100000Z.sql")
 }
 
 // TestWriteFailsOverFileSizeLimit makes ccctl's own write of the backup
