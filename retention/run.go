@@ -270,8 +270,8 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 		return fail(writeError(fmt.Errorf("sync %s: %w", src, err), dir))
 	}
 	if src == tmpFile {
-		// ccctl did not write this backup: a write the command ignored
-		// cannot be seen, but it can only have failed on a full disk.
+		// ccctl did not write this backup and cannot see a write the
+		// command ignored; it can see the likely cause, a full disk.
 		if err := checkRoom(dir); err != nil {
 			return fail(err)
 		}
