@@ -12,11 +12,24 @@
 // What is guaranteed:
 //
 //   - A backup is published only when its command exited 0 within its time
-//     limit and wrote something: the output is written under a temporary
-//     name, fsynced (every file and directory of a directory backup), renamed
-//     without replacing anything, and the folder is fsynced. A failure, a
-//     timeout, a kill of the command or of the runner, or a full disk leaves
-//     every earlier backup untouched and no name that matches the pattern.
+//     limit and wrote something, and every write of it is known to have
+//     succeeded: the output is written under a temporary name, fsynced
+//     (every file and directory of a directory backup), renamed without
+//     replacing anything, and the folder is fsynced. A failure, a timeout,
+//     a kill of the command or of the runner, or a full disk leaves every
+//     earlier backup untouched and no name that matches the pattern.
+//   - Standard output is copied by RunBackup itself, through a pipe: each
+//     write is checked (a short or failed write, ENOSPC and EDQUOT included,
+//     fails the run even when the command exits 0; the read end is then
+//     closed so that the command stops on EPIPE), the file is fsynced, and
+//     its size on disk must equal the bytes written. Output still open
+//     2 s after the command's process group ended (a process outside the
+//     group holds it) fails the run.
+//   - A backup the command writes itself to $CC_BACKUP_FILE is fsynced (an
+//     error of the sync, as NFS or a thin volume may give, fails the run),
+//     and it is refused with ErrNoSpace when the file system has less than
+//     MinFree (or 16 blocks) free after the command: on a disk that full one
+//     of its writes may have failed.
 //   - A run holds the folder's filesystem lock (fslock on DESTINATION/NAME)
 //     from before it creates its temporary names until it has pruned. So
 //     every temporary name found while holding the lock belongs to a run
@@ -32,6 +45,11 @@
 //     next run removes.
 //   - Content is not verified: a command that exits 0 after writing a bad
 //     dump produces a bad backup.
+//   - In the $CC_BACKUP_FILE mode the writes are the command's: a command
+//     that ignores a failed write (ENOSPC, EIO, EFBIG) and exits 0 is
+//     caught only when the disk is still full when it ends, not when the
+//     space was freed meanwhile, nor for errors other than a full disk.
+//     Prefer standard output, or a command that fails on a failed write.
 //   - Two runs of the same NAME in the same second: the second fails with
 //     ErrExists rather than replace the first.
 //   - The folder's lock is only as good as flock on its filesystem (see

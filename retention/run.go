@@ -60,8 +60,9 @@ type BackupOptions struct {
 	Ext string
 	// Command is the program and its arguments, run directly (wrap it in
 	// "/bin/sh", "-c" for a shell command). Its standard output is the
-	// backup, unless it creates the path in $CC_BACKUP_FILE, which is then
-	// the backup (a file or a directory) and standard output is discarded.
+	// backup (a pipe, copied by RunBackup with checked writes), unless it
+	// creates the path in $CC_BACKUP_FILE, which is then the backup (a file
+	// or a directory) and standard output is discarded.
 	Command []string
 	// Env is added to this process's environment for the command.
 	Env []string
@@ -136,9 +137,11 @@ type Result struct {
 // opts.Name, then prunes by opts.Policy. It holds the lock on the backups'
 // folder (fslock on DESTINATION/NAME, waiting for it as long as ctx allows)
 // for the whole run. When the command fails, times out, is killed or
-// writes nothing, RunBackup returns an error (wrapping ErrCommandFailed,
-// context.DeadlineExceeded or context.Canceled, or ErrEmpty) and nothing
-// matching the backup pattern is created or removed. When the backup is
+// writes nothing, or a write of the backup fails, RunBackup returns an
+// error (wrapping ErrCommandFailed, context.DeadlineExceeded or
+// context.Canceled, ErrEmpty, or ErrNoSpace and the write's own error) and
+// nothing matching the backup pattern is created or removed; pruning runs
+// only after a backup whose every write succeeded. When the backup is
 // stored but pruning fails, the error wraps ErrPrune and the Result
 // describes the stored backup.
 func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
@@ -194,9 +197,14 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	if err != nil {
 		return fail(err)
 	}
+	defer out.Close()
+	stdout, err := startCopy(out)
+	if err != nil {
+		return fail(err)
+	}
 	stderr := &tailBuffer{max: 2048}
 	cmd := exec.Command(opts.Command[0], opts.Command[1:]...)
-	cmd.Stdout = out
+	cmd.Stdout = stdout.Writer()
 	cmd.Stderr = stderr
 	if opts.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(stderr, opts.Stderr)
@@ -214,12 +222,16 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	begin := time.Now()
 	st, err := proc.Run(runCtx, cmd, grace)
 	res.Duration = time.Since(begin)
-	syncErr := out.Sync()
-	closeErr := out.Close()
 	if err != nil {
+		stdout.abort()
 		return fail(err)
 	}
+	written, werr, rerr := stdout.finish()
 	res.ExitCode = st.ExitCode()
+	if werr != nil {
+		// The first cause: the command has likely died of the closed pipe.
+		return fail(writeError(werr, dir))
+	}
 	if ctxErr := runCtx.Err(); ctxErr != nil {
 		// Even a command that exits 0 on SIGTERM has been cut short.
 		return fail(fmt.Errorf("command stopped after %v (%s): %w%s", res.Duration.Round(time.Millisecond), st, ctxErr, stderr.suffix()))
@@ -227,8 +239,19 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	if !st.Success() {
 		return fail(fmt.Errorf("%w: %s%s", ErrCommandFailed, st, stderr.suffix()))
 	}
-	if err := errors.Join(syncErr, closeErr); err != nil {
-		return fail(fmt.Errorf("write %s: %w", tmp, err))
+	if rerr != nil {
+		return fail(fmt.Errorf("read the command's standard output: %w", rerr))
+	}
+	if err := out.Sync(); err != nil {
+		return fail(writeError(err, dir))
+	}
+	if fi, err := out.Stat(); err != nil {
+		return fail(err)
+	} else if fi.Size() != written {
+		return fail(fmt.Errorf("write %s: %d bytes on disk, %d written", tmp, fi.Size(), written))
+	}
+	if err := out.Close(); err != nil {
+		return fail(writeError(err, dir))
 	}
 
 	src := tmp
@@ -244,16 +267,23 @@ func RunBackup(ctx context.Context, opts BackupOptions) (Result, error) {
 	}
 	size, err := syncTree(src)
 	if err != nil {
-		return fail(fmt.Errorf("sync %s: %w", src, err))
+		return fail(writeError(fmt.Errorf("sync %s: %w", src, err), dir))
+	}
+	if src == tmpFile {
+		// ccctl did not write this backup and cannot see a write the
+		// command ignored; it can see the likely cause, a full disk.
+		if err := checkRoom(dir); err != nil {
+			return fail(err)
+		}
 	}
 	if size == 0 {
 		return fail(ErrEmpty)
 	}
 	if err := renameNoReplace(src, final); err != nil {
-		return fail(err)
+		return fail(writeError(err, dir))
 	}
 	if err := syncDir(dir); err != nil {
-		return fail(fmt.Errorf("sync %s: %w", dir, err))
+		return fail(writeError(fmt.Errorf("sync %s: %w", dir, err), dir))
 	}
 	fi, _ = os.Lstat(final)
 	res.Backup = Backup{File: filepath.Base(final), Path: final, Time: started, Ext: opts.Ext, IsDir: fi != nil && fi.IsDir()}

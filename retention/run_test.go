@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,13 +29,27 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("RETENTION_HELPER") == "run" {
 		now, _ := time.Parse(time.RFC3339, os.Getenv("RETENTION_NOW"))
+		policy := retention.DefaultPolicy()
+		if os.Getenv("RETENTION_LAST") == "1" {
+			policy = retention.Policy{Last: 1}
+		}
+		if v := os.Getenv("RETENTION_FSIZE"); v != "" {
+			// A limit on the size of the files this process writes: its
+			// writes past it fail with EFBIG (Go ignores SIGXFSZ).
+			n, _ := strconv.ParseUint(v, 10, 64)
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+				fmt.Println("setrlimit:", err)
+				os.Exit(2)
+			}
+		}
 		_, err := retention.RunBackup(context.Background(), retention.BackupOptions{
 			Destination: os.Getenv("RETENTION_DEST"),
 			Name:        "db",
 			Ext:         ".sql",
 			Command:     []string{"/bin/sh", "-c", os.Getenv("RETENTION_SCRIPT")},
-			Policy:      retention.DefaultPolicy(),
+			Policy:      policy,
 			Now:         func() time.Time { return now },
+			Logger:      quietLogger(),
 		})
 		if err != nil {
 			fmt.Println("error:", err)
@@ -352,7 +367,6 @@ func TestFaults(t *testing.T) {
 	}{
 		{"command fails", `printf 'partial output'; echo 'pg_dump: connection refused' >&2; exit 3`, 0, retention.ErrCommandFailed, 3},
 		{"command killed mid-write", `head -c 100000 /dev/zero; kill -KILL $$`, 0, retention.ErrCommandFailed, 128 + 9},
-		{"stdout hits the file size limit", `ulimit -f 16; head -c 1000000 /dev/zero`, 0, retention.ErrCommandFailed, -2},
 		{"file hits the file size limit", `ulimit -f 16; head -c 1000000 /dev/zero > "$CC_BACKUP_FILE"`, 0, retention.ErrCommandFailed, -2},
 		{"timeout, exit 0 on SIGTERM", `head -c 1000 /dev/zero; trap 'exit 0' TERM; sleep 30 & wait`, 300 * time.Millisecond, context.DeadlineExceeded, 0},
 		{"timeout, SIGTERM ignored", `head -c 1000 /dev/zero; trap '' TERM; sleep 30`, 300 * time.Millisecond, context.DeadlineExceeded, 128 + 9},
@@ -434,30 +448,43 @@ func TestFaultContextCancelled(t *testing.T) {
 	checkUntouched(t, dir, before, false)
 }
 
-// TestFaultFullDisk runs the command on a 256 KiB tmpfs that it fills. It
-// needs the right to mount (root); elsewhere it is skipped, and the file
-// size limit cases of TestFaults stand for a full disk.
-func TestFaultFullDisk(t *testing.T) {
-	dest := t.TempDir()
-	if err := syscall.Mount("tmpfs", dest, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
+// mountTmpfs mounts a tmpfs of the given size (e.g. "1m") on a new
+// folder and returns it. It needs the right to mount (root); elsewhere the
+// test is skipped.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a %s tmpfs on %s (needs root or CAP_SYS_ADMIN): %v", size, dir, err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dest, 0); err != nil {
-			t.Errorf("unmount %s: %v", dest, err)
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
+	return dir
+}
+
+// TestFaultFullDisk runs commands that fill a 256 KiB tmpfs and notice it
+// (they exit 1): nothing is stored and nothing is pruned. It needs the right
+// to mount (root); elsewhere it is skipped, and TestWriteFailsOverFileSizeLimit
+// stands for a failed write.
+func TestFaultFullDisk(t *testing.T) {
+	dest := mountTmpfs(t, "256k")
 	dir, before := earlier(t, dest)
-	for _, script := range []string{
-		`head -c 1000000 /dev/zero`,
-		`head -c 1000000 /dev/zero > "$CC_BACKUP_FILE"`,
-		`mkdir "$CC_BACKUP_FILE" && head -c 1000000 /dev/zero > "$CC_BACKUP_FILE/big"`,
+	for _, tc := range []struct {
+		script string
+		want   error
+	}{
+		{`head -c 1000000 /dev/zero`, retention.ErrNoSpace},
+		{`head -c 1000000 /dev/zero > "$CC_BACKUP_FILE"`, retention.ErrCommandFailed},
+		{`mkdir "$CC_BACKUP_FILE" && head -c 1000000 /dev/zero > "$CC_BACKUP_FILE/big"`, retention.ErrCommandFailed},
 	} {
-		o := opts(dest, 2, script)
+		o := opts(dest, 2, tc.script)
 		o.Policy = retention.Policy{Last: 1}
 		_, err := retention.RunBackup(context.Background(), o)
-		if !errors.Is(err, retention.ErrCommandFailed) {
-			t.Fatalf("%s on a full disk: got %v; want ErrCommandFailed", script, err)
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("%s on a full disk: got %v; want %v", tc.script, err, tc.want)
 		}
 		checkUntouched(t, dir, before, false)
 	}
@@ -467,6 +494,130 @@ func TestFaultFullDisk(t *testing.T) {
 		t.Fatalf("next run after the full disk: %v", err)
 	}
 	checkUntouchedExcept(t, dir, before, "db-20240304T100000Z.sql")
+}
+
+// TestFullDiskCommandExitsZero is the case of a command that ignores its
+// failed writes: on a 1 MiB tmpfs it writes 2 MB and exits 0. The backup
+// must fail with ENOSPC named, every earlier backup must stay (the policy
+// would keep only the newest), and nothing partial may be left.
+func TestFullDiskCommandExitsZero(t *testing.T) {
+	dest := mountTmpfs(t, "1m")
+	dir, before := earlier(t, dest)
+	for _, tc := range []struct {
+		name, script string
+		enospc       bool // ccctl's own write failed
+	}{
+		{"stdout", `head -c 2000000 /dev/zero; exit 0`, true},
+		{"stdout, SIGPIPE ignored", `trap '' PIPE; head -c 2000000 /dev/zero; head -c 1000 /dev/zero; exit 0`, true},
+		{"stdout in small writes", `i=0; while [ $i -lt 600 ]; do head -c 4000 /dev/zero || true; i=$((i+1)); done; exit 0`, true},
+		{"$CC_BACKUP_FILE", `head -c 2000000 /dev/zero > "$CC_BACKUP_FILE"; exit 0`, false},
+		{"$CC_BACKUP_FILE directory", `mkdir "$CC_BACKUP_FILE"; head -c 2000000 /dev/zero > "$CC_BACKUP_FILE/big"; echo small > "$CC_BACKUP_FILE/small"; exit 0`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts(dest, 2, tc.script)
+			o.Policy = retention.Policy{Last: 1} // would remove both earlier backups if pruning ran
+			res, err := retention.RunBackup(context.Background(), o)
+			if !errors.Is(err, retention.ErrNoSpace) {
+				t.Fatalf("RunBackup: got %v; want ErrNoSpace", err)
+			}
+			if tc.enospc && !errors.Is(err, syscall.ENOSPC) {
+				t.Errorf("error %q; want it to wrap ENOSPC", err)
+			}
+			msg := err.Error()
+			t.Logf("error: %s", msg)
+			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "backup db: ") || !strings.Contains(msg, "free on "+dir) {
+				t.Errorf("error %q; want one line \"backup db: ...\" naming the free space on %s", msg, dir)
+			}
+			if tc.enospc && !strings.Contains(msg, "no space left on device") {
+				t.Errorf("error %q; want \"no space left on device\" in it", msg)
+			}
+			if res.Backup.File != "" || len(res.Plan.Remove) != 0 {
+				t.Errorf("result %+v; want no backup and no removal", res)
+			}
+			checkUntouched(t, dir, before, false)
+		})
+	}
+	o := opts(dest, 3, `echo fits`)
+	o.Policy = retention.Policy{Daily: 10}
+	if _, err := retention.RunBackup(context.Background(), o); err != nil {
+		t.Fatalf("next run after the full disk: %v", err)
+	}
+	o = opts(dest, 4, `head -c 100000 /dev/zero > "$CC_BACKUP_FILE"`)
+	o.Policy = retention.Policy{Daily: 10}
+	if _, err := retention.RunBackup(context.Background(), o); err != nil {
+		t.Fatalf("a $CC_BACKUP_FILE run that fits: %v", err)
+	}
+	checkUntouchedExcept(t, dir, before, "db-20240304T100000Z.sql", "db-20240305T100000Z.sql")
+}
+
+// TestWriteFailsOverFileSizeLimit makes ccctl's own write of the backup
+// fail without root: RunBackup runs in a process whose file size limit is
+// 64 KiB (the command's writes go to a pipe, which the limit does not
+// bound). The command exits 0; the backup must fail with EFBIG and prune
+// nothing.
+func TestWriteFailsOverFileSizeLimit(t *testing.T) {
+	dest := t.TempDir()
+	dir, before := earlier(t, dest)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RETENTION_HELPER=run", "RETENTION_DEST="+dest, "RETENTION_LAST=1",
+		"RETENTION_FSIZE=65536", "RETENTION_NOW="+day0.AddDate(0, 0, 2).Format(time.RFC3339),
+		"RETENTION_SCRIPT=head -c 1000000 /dev/zero; exit 0")
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("RunBackup over the file size limit: %v, %q; want exit 1", err, out)
+	}
+	if !strings.Contains(string(out), "file too large") {
+		t.Errorf("output %q; want the write's EFBIG (file too large)", out)
+	}
+	checkUntouched(t, dir, before, false)
+}
+
+// TestStdoutHeldOpenAfterExit: a process outside the command's group keeps
+// its standard output open after the command exited 0. RunBackup must not
+// wait for it beyond a bound, and must not store what it cannot know is
+// complete.
+func TestStdoutHeldOpenAfterExit(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("setsid not installed")
+	}
+	dest := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	o := opts(dest, 0, `echo start; setsid sh -c 'echo $$ > `+pidFile+`.tmp; mv `+pidFile+`.tmp `+pidFile+`; exec sleep 30' 2>/dev/null & while [ ! -e `+pidFile+` ]; do sleep 0.01; done; exit 0`)
+	start := time.Now()
+	_, err := retention.RunBackup(context.Background(), o)
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "still open") {
+		t.Fatalf("RunBackup: got %v; want the output still open", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("RunBackup returned after %v; want within the drain bound", d)
+	}
+	if bs, _ := retention.List(dest, "db"); len(bs) != 0 {
+		t.Errorf("backups: %v; want none", bs)
+	}
+}
+
+// TestStdoutCopiedExactly stores 8 MB of random data written in odd-sized
+// pieces and compares it with what the command wrote.
+func TestStdoutCopiedExactly(t *testing.T) {
+	dest := t.TempDir()
+	ref := filepath.Join(t.TempDir(), "ref")
+	res := run(t, opts(dest, 0, `head -c 8000000 /dev/urandom | tee `+ref+` | dd bs=12345 status=none`))
+	got, err := os.ReadFile(res.Backup.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 8000000 || sha256.Sum256(got) != sha256.Sum256(want) || res.Size != int64(len(want)) {
+		t.Errorf("backup of %d bytes (size %d); want the %d bytes written, identical", len(got), res.Size, len(want))
+	}
 }
 
 // TestFaultRunnerKilled runs RunBackup in another process and SIGKILLs it
@@ -667,5 +818,55 @@ func TestBackupOptionsValidate(t *testing.T) {
 		if err := o.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v; want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// BenchmarkBackupCopy compares a backup written to standard output (copied
+// by RunBackup through a pipe, with checked writes and fsync) with the same
+// bytes written by the command itself to $CC_BACKUP_FILE (what the command's
+// own redirection costs). The size is CCCTL_BENCH_BACKUP_MB (default 200),
+// the folder CCCTL_BENCH_BACKUP_DIR (default a temporary folder). Run by
+// hand:
+//
+//	go test -run '^$' -bench BackupCopy -benchtime 5x ./retention/
+func BenchmarkBackupCopy(b *testing.B) {
+	mb := 200
+	if v := os.Getenv("CCCTL_BENCH_BACKUP_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("CCCTL_BENCH_BACKUP_MB=%q: want a positive number of MB", v)
+		}
+		mb = n
+	}
+	size := int64(mb) * 1000 * 1000
+	for _, mode := range []struct{ name, script string }{
+		{"stdout", fmt.Sprintf(`head -c %d /dev/zero`, size)},
+		{"direct", fmt.Sprintf(`head -c %d /dev/zero > "$CC_BACKUP_FILE"`, size)},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			dest := b.TempDir()
+			if d := os.Getenv("CCCTL_BENCH_BACKUP_DIR"); d != "" {
+				dest = filepath.Join(d, "bench-"+mode.name)
+				b.Cleanup(func() { os.RemoveAll(dest) })
+			}
+			b.SetBytes(size)
+			i := 0
+			for b.Loop() {
+				o := opts(dest, i, mode.script)
+				o.SkipPrune = true
+				o.Timeout = 10 * time.Minute
+				res, err := retention.RunBackup(context.Background(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Size != size {
+					b.Fatalf("backup of %d bytes; want %d", res.Size, size)
+				}
+				b.StopTimer()
+				os.Remove(res.Backup.Path)
+				b.StartTimer()
+				i++
+			}
+		})
 	}
 }

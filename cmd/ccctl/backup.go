@@ -43,8 +43,9 @@ func newBackupRunCommand() *cobra.Command {
 		Long: "run stores what CMD writes to its standard output (or, when CMD creates the\n" +
 			"path in $CC_BACKUP_FILE, that file or directory) as a new backup of NAME,\n" +
 			"written under a temporary name and renamed only when CMD succeeded; then it\n" +
-			"prunes NAME by the retention policy. A failed CMD leaves every earlier backup\n" +
-			"in place and exits 1.",
+			"prunes NAME by the retention policy. ccctl writes standard output itself and\n" +
+			"checks every write: a full disk fails the backup even when CMD exits 0. A\n" +
+			"failed backup leaves every earlier backup in place, prunes nothing and exits 1.",
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 || len(args) < 2 {
 				return errors.New("want NAME -- CMD [ARG...]")
@@ -85,10 +86,8 @@ func newBackupRunCommand() *cobra.Command {
 		if res.Backup.File != "" {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%d bytes\n", res.Backup.Path, res.Size)
 		}
-		if err != nil {
-			return fmt.Errorf("backup run %s: %w", args[0], err)
-		}
-		return nil
+		// RunBackup's errors already start with "backup NAME: ".
+		return err
 	}
 	return cmd
 }

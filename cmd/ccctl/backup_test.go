@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,5 +98,63 @@ func TestBackupPruneDryRunJSON(t *testing.T) {
 	}
 	if r := ccctl(t, 30*time.Second, env, "backup", "prune", "db", "--now", "yesterday", "--dry-run"); r.code != 2 {
 		t.Errorf("--now yesterday: got %d; want 2", r.code)
+	}
+}
+
+// TestBackupRunFullDisk is issue 22's case through the CLI: on a 1 MiB
+// tmpfs, a command that writes 2 MB and exits 0 must fail (exit 1) with one
+// line naming the cause, and keep every earlier backup although the policy
+// would keep only the newest. It needs the right to mount (root).
+func TestBackupRunFullDisk(t *testing.T) {
+	dest := t.TempDir()
+	if err := syscall.Mount("tmpfs", dest, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a 1m tmpfs on %s (needs root or CAP_SYS_ADMIN): %v", dest, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dest, 0); err != nil {
+			t.Errorf("unmount %s: %v", dest, err)
+		}
+	})
+	dir := filepath.Join(dest, "db")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	earlier := []string{"db-20240101T100000Z.sql", "db-20240102T100000Z.sql"}
+	for _, f := range earlier {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("good dump\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"BACKUP_DESTINATION_FOLDER=" + dest, "CCCTL_BACKUP_LAST_TO_KEEP=1", "BACKUP_HOURS_TO_KEEP=0",
+		"BACKUP_DAYS_TO_KEEP=0", "BACKUP_WEEKS_TO_KEEP=0", "BACKUP_MONTHS_TO_KEEP=0", "CCCTL_LOG_FORMAT=json"}
+	r := ccctl(t, 30*time.Second, env, "backup", "run", "db", "--ext", ".sql", "--", "sh", "-c", "head -c 2000000 /dev/zero; exit 0")
+	if r.code != 1 {
+		t.Fatalf("backup run on a full disk: got exit %d, stdout %q, stderr %q; want 1", r.code, r.stdout, r.stderr)
+	}
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if !strings.HasPrefix(l, "{") {
+			if last != "" {
+				t.Errorf("stderr: second error line %q; want one", l)
+			}
+			last = l
+		}
+	}
+	if !strings.HasPrefix(last, "ccctl: backup db: write ") || !strings.Contains(last, "no space left on device (0 B of 1.0 MiB free on "+dir+")") {
+		t.Errorf("error line %q; want \"ccctl: backup db: write ...: no space left on device (0 B of 1.0 MiB free on %s)\"", last, dir)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout %q; want no backup printed", r.stdout)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := append([]string{".ccctl.lock"}, earlier...); !slices.Equal(names, want) {
+		t.Errorf("folder after the failure: %v; want %v (the earlier backups, nothing partial)", names, want)
 	}
 }
