@@ -34,6 +34,10 @@ func newRunCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// ccctl's own secrets are read; no child inherits them.
+		for _, name := range config.StrippedEnv() {
+			os.Unsetenv(name)
+		}
 		code, err := runMember(cmd, cfg, args, *standalone)
 		if err != nil || code != 0 {
 			return withCode(code, err)
