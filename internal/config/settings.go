@@ -144,7 +144,7 @@ func Settings() []Setting {
 		{Key: KeyService, Env: []string{"SERVICE"}, Default: "default", Help: "the cluster's service name"},
 		{Key: KeyInstanceID, Env: []string{"CCCTL_INSTANCE_ID"}, DefaultDoc: "the host name", Help: "this member's id"},
 		{Key: KeyAdvertiseAddress, Env: []string{"CCCTL_ADVERTISE_ADDRESS"}, DefaultDoc: "the local address of the connection to etcd", Help: "the address other members use to reach this one"},
-		{Key: KeyTTL, Env: []string{"CCCTL_TTL"}, Kind: Duration, Default: "10s", Help: "session lease TTL, at least 2s; a crashed master is replaced within about this time"},
+		{Key: KeyTTL, Env: []string{"CCCTL_TTL"}, Kind: Duration, Default: "10s", Help: "session lease TTL, from 2s to 1h; a crashed master is replaced within about this time"},
 		{Key: KeyHistorySize, Env: []string{"CCCTL_HISTORY_SIZE"}, Kind: Int, Default: "100", Help: "master terms the cluster's history keeps (`ccctl history`, `/history`), 1 to 100000; trimmed by each new master"},
 		{Key: KeyGracePeriod, Env: []string{"CCCTL_GRACE_PERIOD"}, Kind: Duration, Default: "8s", Help: "time between SIGTERM and SIGKILL when the service is stopped"},
 		{Key: KeyLeadershipLostAction, Env: []string{"CCCTL_LEADERSHIP_LOST_ACTION"}, Default: "demote", Help: "what a master does when its leadership is lost: `demote` (run transition_master_to_slave), `restart` (restart the service) or `exit` (stop, exit code 5)"},
