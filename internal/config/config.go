@@ -710,8 +710,8 @@ func (l *loader) etcd(c *Config) {
 	e.Prefix = l.str(KeyEtcdPrefix)
 	if !strings.HasPrefix(e.Prefix, "/") || strings.HasSuffix(e.Prefix, "/") && e.Prefix != "/" {
 		l.fail("%s: %q: want a key prefix starting with / and not ending with /, such as /ccctl", l.source(KeyEtcdPrefix), e.Prefix)
-	} else if !printable(e.Prefix) || strings.Contains(e.Prefix, " ") {
-		l.fail("%s: %q: want a key prefix of printable characters, without spaces, newlines or other control characters", l.source(KeyEtcdPrefix), e.Prefix)
+	} else if !printable(e.Prefix) {
+		l.fail("%s: %q: want a key prefix of printable characters, without newlines or other control characters", l.source(KeyEtcdPrefix), e.Prefix)
 	}
 	e.Username = l.str(KeyEtcdUsername)
 	e.Password = l.str(KeyEtcdPassword)
