@@ -10,7 +10,8 @@ import (
 
 // TestRunStripsSecretsFromChildren: ccctl's own secrets (ETCD_USERNAME,
 // ETCD_PASSWORD and their _FILE forms) reach neither the service, nor a
-// hook, nor a job, while the other variables and the CC_* context do.
+// hook, nor a job, while the other variables and the CC_* context do; the
+// service does not find them in ccctl's /proc/<pid>/environ either.
 func TestRunStripsSecretsFromChildren(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -42,13 +43,17 @@ func TestRunStripsSecretsFromChildren(t *testing.T) {
 			}
 			// The service waits for the job's first run, then prints its
 			// environment and exits, which stops ccctl.
-			service := "while [ ! -f " + dir + "/job.env ]; do sleep 0.1; done; env"
+			service := "while [ ! -f " + dir + "/job.env ]; do sleep 0.1; done; env; echo @@@; tr '\\0' '\\n' < /proc/$PPID/environ"
 			env := append(tc.env(dir), "CCCTL_CONFIG="+cfgPath, "SERVICE=web", "CCCTL_INSTANCE_ID=m1")
 			r := ccctl(t, 60*time.Second, env, "run", "--", "sh", "-c", service)
 			if r.code != 0 {
 				t.Fatalf("ccctl run: exit %d; want 0 (stderr %q)", r.code, r.stderr)
 			}
-			dumps := map[string]string{"service": r.stdout}
+			own, proc, ok := strings.Cut(r.stdout, "@@@\n")
+			if !ok {
+				t.Fatalf("service output %q: want its environment, @@@, then ccctl's /proc/<pid>/environ", r.stdout)
+			}
+			dumps := map[string]string{"service": own, "/proc/<ccctl>/environ": proc}
 			for _, name := range []string{"start", "started_as_master", "stopping", "job"} {
 				b, err := os.ReadFile(filepath.Join(dir, name+".env"))
 				if err != nil {
@@ -76,7 +81,7 @@ func TestRunStripsSecretsFromChildren(t *testing.T) {
 				if !vars["SERVICE"] || !vars["PATH"] {
 					t.Errorf("%s: SERVICE and PATH missing from its environment %q; want the other variables passed on", who, dump)
 				}
-				if who != "job" && !vars["CC_ROLE"] {
+				if who != "job" && who != "/proc/<ccctl>/environ" && !vars["CC_ROLE"] {
 					t.Errorf("%s: CC_ROLE missing from its environment; want the CC_* context", who)
 				}
 			}
