@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -387,7 +389,7 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 	if v.Paused {
 		paused = "  PAUSED"
 	}
-	fmt.Fprintf(w, "cluster %s/%s  master: %s  token: %d%s\n", v.Environment, v.Service, master, v.Token, paused)
+	fmt.Fprintf(w, "cluster %s/%s  master: %s  token: %d%s\n", shown(v.Environment), shown(v.Service), shown(master), v.Token, paused)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPORTS\tTOKEN\tUPTIME\tLEASE")
 	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].ID < v.Members[j].ID })
@@ -407,10 +409,24 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 		if m.LeaseLeftSc >= 0 {
 			lease = strconv.FormatInt(m.LeaseLeftSc, 10) + "s"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, dash(m.Host), dash(m.Address), dash(role), dash(string(m.State)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(m.ID), shown(dash(m.Host)), shown(dash(m.Address)), shown(dash(role)), shown(dash(string(m.State))),
 			dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
 	}
 	return tw.Flush()
+}
+
+// shown is s as a table shows it: characters that are not printable
+// (control characters, escape sequences, tabs, invalid UTF-8) escaped as Go
+// does (\x1b, \t), so that a record written by hand cannot drive the
+// terminal or break the columns. A printable s is shown as it is.
+func shown(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || r != ' ' && !unicode.IsPrint(r) {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
 }
 
 func dash(s string) string {

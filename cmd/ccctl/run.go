@@ -32,6 +32,11 @@ func newRunCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// ccctl's own secrets are read; no child inherits them, nor finds
+		// them in /proc/<pid>/environ.
+		if err := hideEnv(config.StrippedEnv()); err != nil {
+			newLogger(cmd.ErrOrStderr(), cfg).Warn("the secrets stay readable in /proc/<pid>/environ of ccctl", "error", err)
+		}
 		code, err := runMember(cmd, cfg, args, *standalone)
 		if err != nil || code != 0 {
 			return withCode(code, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -17,13 +18,26 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
+	"github.com/ccctl/ccctl/internal/smallfile"
 	"github.com/ccctl/ccctl/retention"
 	"github.com/ccctl/ccctl/schedule"
 )
 
 // MinTTL is the shortest session TTL accepted.
 const MinTTL = 2 * time.Second
+
+// MaxTTL is the longest session TTL accepted: a crashed master is replaced
+// within about the TTL, so anything longer is a mistake.
+const MaxTTL = time.Hour
+
+// MaxDuration is the longest value accepted by every other duration setting.
+const MaxDuration = 365 * 24 * time.Hour
+
+// maxErrors is how many errors Load reports; the rest are counted in one
+// last line.
+const maxErrors = 50
 
 // Config is the validated configuration of one invocation.
 type Config struct {
@@ -201,13 +215,16 @@ type loader struct {
 	v      *viper.Viper
 	flags  *pflag.FlagSet
 	file   string
+	shown  string          // file as error messages show it
 	inFile map[string]bool // dotted keys present in the file
 	schema *fileSchema
 	errs   Errors
 }
 
 func (l *loader) fail(format string, args ...any) {
-	l.errs = append(l.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	args = shortenQuoted(format, args)
+	msg := oneLine(fmt.Sprintf(format, args...))
+	l.errs = append(l.errs, &lineError{msg: ErrInvalid.Error() + ": " + msg})
 }
 
 // Load reads the configuration from flags (may be nil), the environment, the
@@ -217,6 +234,9 @@ func (l *loader) fail(format string, args ...any) {
 func Load(flags *pflag.FlagSet) (*Config, error) {
 	l := &loader{v: viper.New(), flags: flags, inFile: map[string]bool{}}
 	cfg := l.load()
+	if n := len(l.errs); n > maxErrors {
+		l.errs = append(l.errs[:maxErrors-1], &lineError{msg: fmt.Sprintf("%v: and %d more errors", ErrInvalid, n-maxErrors+1)})
+	}
 	if len(l.errs) > 0 {
 		return nil, l.errs
 	}
@@ -264,7 +284,10 @@ func (l *loader) load() *Config {
 		}
 	}
 	c.AdvertiseAddress = l.str(KeyAdvertiseAddress)
-	c.TTL = l.duration(KeyTTL, MinTTL)
+	if c.AdvertiseAddress != "" && !validHost(c.AdvertiseAddress) {
+		l.fail("%s: %q: want a host name or an IP address, such as db1.example.com or 10.0.0.5", l.source(KeyAdvertiseAddress), c.AdvertiseAddress)
+	}
+	c.TTL = l.durationIn(KeyTTL, MinTTL, MaxTTL)
 	if c.TTL >= MinTTL && c.TTL%time.Second != 0 {
 		l.fail("%s: %q: want whole seconds (etcd leases count seconds)", l.source(KeyTTL), l.str(KeyTTL))
 	}
@@ -282,8 +305,11 @@ func (l *loader) load() *Config {
 	c.TerminateWhenNoLongerActive = l.boolean(KeyTerminateWhenNoLongerActive)
 	c.HTTPAddress = l.str(KeyHTTPAddress)
 	if c.HTTPAddress != "" {
-		if _, port, err := net.SplitHostPort(c.HTTPAddress); err != nil || port == "" {
-			l.fail("%s: %q: want host:port or :port", l.source(KeyHTTPAddress), c.HTTPAddress)
+		host, port, err := net.SplitHostPort(c.HTTPAddress)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+			l.fail("%s: %q: want host:port or :port, with a port number from 1 to 65535", l.source(KeyHTTPAddress), c.HTTPAddress)
+		} else if host != "" && !validHost(host) {
+			l.fail("%s: %q: want a host name or an IP address before the port, such as 127.0.0.1:8008", l.source(KeyHTTPAddress), c.HTTPAddress)
 		}
 	}
 	c.LogFormat = l.oneOf(KeyLogFormat, "text", "json")
@@ -362,28 +388,37 @@ func (l *loader) readFile() {
 	if path == "" {
 		return
 	}
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path, smallfile.DefaultLimit)
 	if err != nil {
-		l.fail("%s: want a readable YAML file: %v", name, err)
+		l.fail("%s: want a readable YAML file of at most 1 MiB: %v", name, err)
 		return
 	}
 	l.file = path
+	l.shown = shortPath(path)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f fileSchema
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		l.fail("%s", yamlError(path, err))
+		l.fail("%s", yamlError(l.shown, err))
+		return
+	}
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil {
+		l.fail("%s: line %d: a second YAML document; want one document (remove the --- line and what follows, or merge the two)", l.shown, second.Line)
+		return
+	} else if !errors.Is(err, io.EOF) {
+		l.fail("%s", yamlError(l.shown, err))
 		return
 	}
 	var m map[string]any
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		l.fail("%s", yamlError(path, err))
+		l.fail("%s", yamlError(l.shown, err))
 		return
 	}
 	flatten("", m, l.inFile)
 	l.v.SetConfigType("yaml")
 	if err := l.v.ReadConfig(bytes.NewReader(data)); err != nil {
-		l.fail("%s: want valid YAML: %v", path, err)
+		l.fail("%s: want valid YAML: %v", l.shown, err)
 		return
 	}
 	l.schema = &f
@@ -444,7 +479,7 @@ func (l *loader) source(key string) string {
 		}
 	}
 	if l.inFile[key] {
-		return l.file + ": " + key
+		return l.shown + ": " + key
 	}
 	return key + " (default)"
 }
@@ -470,9 +505,9 @@ func (l *loader) secretFile(s Setting) {
 			l.fail("%s and %s_FILE: both set; want only one", e, e)
 			return
 		}
-		data, err := os.ReadFile(path)
+		data, err := smallfile.Read(path, smallfile.SecretLimit)
 		if err != nil {
-			l.fail("%s_FILE: want a readable file holding %s: %v", e, e, err)
+			l.fail("%s_FILE: want a readable file of at most 64 KiB holding %s: %v", e, e, err)
 			return
 		}
 		l.v.Set(s.Key, strings.TrimRight(string(data), "\r\n"))
@@ -510,33 +545,86 @@ func (l *loader) name(key, what string) string {
 }
 
 // duration parses the setting key: a Go duration ("10s", "1m30s") or a
-// number of seconds, positive and at least min.
+// number of seconds, positive, at least min and at most MaxDuration.
 func (l *loader) duration(key string, min time.Duration) time.Duration {
+	return l.durationIn(key, min, MaxDuration)
+}
+
+// durationIn is duration with a maximum of its own.
+func (l *loader) durationIn(key string, min, max time.Duration) time.Duration {
 	s, ok := l.raw(key)
 	if !ok {
 		return 0
 	}
-	return l.parseDuration(l.source(key), s, min)
+	return l.parseDurationIn(l.source(key), s, min, max)
 }
 
 // parseDuration parses s, given as where: a Go duration ("10s", "1m30s") or
-// a number of seconds, positive and at least min.
+// a number of seconds, positive, at least min and at most MaxDuration.
 func (l *loader) parseDuration(where, s string, min time.Duration) time.Duration {
+	return l.parseDurationIn(where, s, min, MaxDuration)
+}
+
+func (l *loader) parseDurationIn(where, s string, min, max time.Duration) time.Duration {
+	want := "want a duration such as 10s, 1m30s or a number of seconds, more than 0 and at most " + shortDuration(max)
+	if min > 0 {
+		want = "want a duration such as 10s, 1m30s or a number of seconds, from " + shortDuration(min) + " to " + shortDuration(max)
+	}
+	s = strings.TrimSpace(s)
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseFloat(s, 64)
-		if nerr != nil {
-			l.fail("%s: %q: want a duration such as 10s, 1m30s or a number of seconds", where, s)
+		switch {
+		case math.IsNaN(n) && nerr == nil:
+			l.fail("%s: %q: not a number; %s", where, s, want)
+			return 0
+		case nerr != nil && !errors.Is(nerr, strconv.ErrRange):
+			if tooLarge(s) {
+				l.fail("%s: %q: too large; %s", where, s, want)
+			} else {
+				l.fail("%s: %q: %s", where, s, want)
+			}
+			return 0
+		case math.IsInf(n, 0) || math.Abs(n) > float64(max)/float64(time.Second):
+			if n < 0 {
+				l.fail("%s: %q: negative; %s", where, s, want)
+			} else {
+				l.fail("%s: %q: too large; %s", where, s, want)
+			}
 			return 0
 		}
 		d = time.Duration(n * float64(time.Second))
 	}
-	if min > 0 && d < min {
-		l.fail("%s: %q: want at least %s", where, s, min)
-	} else if d <= 0 {
-		l.fail("%s: %q: want a positive duration", where, s)
+	switch {
+	case d > max:
+		l.fail("%s: %q: too large; %s", where, s, want)
+	case min > 0 && d < min:
+		l.fail("%s: %q: want at least %s (and at most %s)", where, s, shortDuration(min), shortDuration(max))
+	case d <= 0:
+		l.fail("%s: %q: %s", where, s, want)
 	}
 	return d
+}
+
+// tooLarge reports whether s, which time.ParseDuration refused, looks like a
+// duration whose only fault is its size.
+func tooLarge(s string) bool {
+	_, err := time.ParseDuration(s)
+	return err != nil && strings.Contains(err.Error(), "invalid duration") && durationShape.MatchString(s)
+}
+
+var durationShape = regexp.MustCompile(`^[+]?([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$`)
+
+// shortDuration writes d as a person would: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (l *loader) count(key string) int {
@@ -624,6 +712,8 @@ func (l *loader) etcd(c *Config) {
 	e.Prefix = l.str(KeyEtcdPrefix)
 	if !strings.HasPrefix(e.Prefix, "/") || strings.HasSuffix(e.Prefix, "/") && e.Prefix != "/" {
 		l.fail("%s: %q: want a key prefix starting with / and not ending with /, such as /ccctl", l.source(KeyEtcdPrefix), e.Prefix)
+	} else if !printable(e.Prefix) {
+		l.fail("%s: %q: want a key prefix of printable characters, without newlines or other control characters", l.source(KeyEtcdPrefix), e.Prefix)
 	}
 	e.Username = l.str(KeyEtcdUsername)
 	e.Password = l.str(KeyEtcdPassword)
@@ -652,19 +742,37 @@ func (l *loader) etcd(c *Config) {
 		l.fail("%s: %q: want a TCP port number from 1 to 65535", l.source(KeyEtcdPort), portStr)
 	}
 	scheme := "http://"
-	if e.CACert != "" || e.Cert != "" {
+	tlsFiles := ""
+	switch {
+	case e.CACert != "":
+		tlsFiles = l.source(KeyEtcdCACert)
+	case e.Cert != "":
+		tlsFiles = l.source(KeyEtcdCert)
+	case e.Key != "":
+		tlsFiles = l.source(KeyEtcdKey)
+	}
+	if tlsFiles != "" {
 		scheme = "https://"
+	}
+	// add checks one endpoint with the backend's rule and appends it.
+	add := func(key, ep string) {
+		if !strings.Contains(ep, "://") {
+			ep = scheme + ep
+		}
+		u, err := etcd.ParseEndpoint(ep)
+		if err != nil {
+			l.fail("%s: %q: %v", l.source(key), ep, err)
+			return
+		}
+		if tlsFiles != "" && strings.HasPrefix(u, "http://") {
+			l.fail("%s: %q: TLS files were given (%s) for a plain http endpoint; want https:// endpoints, or no TLS files", l.source(key), ep, tlsFiles)
+			return
+		}
+		e.Endpoints = append(e.Endpoints, u)
 	}
 	if eps := l.list(KeyEtcdEndpoints); len(eps) > 0 {
 		for _, ep := range eps {
-			if !strings.Contains(ep, "://") {
-				ep = scheme + ep
-			}
-			if !strings.HasPrefix(ep, "http://") && !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "unix://") {
-				l.fail("%s: %q: want URLs such as https://etcd1:2379", l.source(KeyEtcdEndpoints), ep)
-				continue
-			}
-			e.Endpoints = append(e.Endpoints, ep)
+			add(KeyEtcdEndpoints, ep)
 		}
 		return
 	}
@@ -674,9 +782,12 @@ func (l *loader) etcd(c *Config) {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(h); err != nil {
+			if port < 1 || port > 65535 {
+				continue // reported above
+			}
 			h = net.JoinHostPort(h, strconv.Itoa(port))
 		}
-		e.Endpoints = append(e.Endpoints, scheme+h)
+		add(KeyEtcdHosts, h)
 	}
 }
 
@@ -691,7 +802,7 @@ func (l *loader) structured(c *Config) {
 			continue
 		}
 		if !isHookName(name) {
-			l.fail("%s: hooks.%s: unknown hook; want one of %s", l.file, name, strings.Join(HookNames(), ", "))
+			l.fail("%s: hooks.%s: unknown hook; want one of %s", l.shown, name, strings.Join(HookNames(), ", "))
 			continue
 		}
 		h, ok := l.hook("hooks."+name, node, c.HookTimeout)
@@ -704,7 +815,7 @@ func (l *loader) structured(c *Config) {
 	}
 	seen := map[string]bool{}
 	for i, j := range f.Jobs {
-		where := fmt.Sprintf("%s: jobs[%d]", l.file, i)
+		where := fmt.Sprintf("%s: jobs[%d]", l.shown, i)
 		job := Job{Name: j.Name, Schedule: j.Schedule, Role: j.Role, Overlap: j.Overlap, Timeout: c.HookTimeout}
 		if j.Name == "" {
 			l.fail("%s.name: want a name", where)
@@ -738,13 +849,13 @@ func (l *loader) structured(c *Config) {
 	}
 	for i, dir := range f.FilesystemLocks {
 		if strings.TrimSpace(dir) == "" {
-			l.fail("%s: filesystem_locks[%d]: want a directory, not empty", l.file, i)
+			l.fail("%s: filesystem_locks[%d]: want a directory, not empty", l.shown, i)
 			continue
 		}
 		c.FilesystemLocks = append(c.FilesystemLocks, dir)
 	}
 	for i, t := range f.Templates {
-		where := fmt.Sprintf("%s: templates[%d]", l.file, i)
+		where := fmt.Sprintf("%s: templates[%d]", l.shown, i)
 		if t.Source == "" || t.Destination == "" {
 			l.fail("%s: want both source and destination", where)
 		}
@@ -784,7 +895,7 @@ func (l *loader) command(where string, n yaml.Node) ([]string, bool) {
 
 // hook reads a command, or a map {command, timeout}.
 func (l *loader) hook(key string, n yaml.Node, timeout time.Duration) (Hook, bool) {
-	where := l.file + ": " + key
+	where := l.shown + ": " + key
 	if n.Kind != yaml.MappingNode {
 		argv, ok := l.command(where, n)
 		return Hook{Command: argv, Timeout: timeout}, ok

@@ -50,6 +50,9 @@ type Setting struct {
 	DefaultDoc string
 	// Secret settings also accept <NAME>_FILE and are never logged.
 	Secret bool
+	// Shared secrets are passed on to the service and the hooks; the others
+	// (and their <NAME>_FILE) are removed from their environment.
+	Shared bool
 	// NoFlag is set for settings that have no command-line flag (secrets,
 	// and the YAML file's own path, which has --config).
 	NoFlag bool
@@ -141,7 +144,7 @@ func Settings() []Setting {
 		{Key: KeyService, Env: []string{"SERVICE"}, Default: "default", Help: "the cluster's service name"},
 		{Key: KeyInstanceID, Env: []string{"CCCTL_INSTANCE_ID"}, DefaultDoc: "the host name", Help: "this member's id"},
 		{Key: KeyAdvertiseAddress, Env: []string{"CCCTL_ADVERTISE_ADDRESS"}, DefaultDoc: "the local address of the connection to etcd", Help: "the address other members use to reach this one"},
-		{Key: KeyTTL, Env: []string{"CCCTL_TTL"}, Kind: Duration, Default: "10s", Help: "session lease TTL, at least 2s; a crashed master is replaced within about this time"},
+		{Key: KeyTTL, Env: []string{"CCCTL_TTL"}, Kind: Duration, Default: "10s", Help: "session lease TTL, from 2s to 1h; a crashed master is replaced within about this time"},
 		{Key: KeyHistorySize, Env: []string{"CCCTL_HISTORY_SIZE"}, Kind: Int, Default: "100", Help: "master terms the cluster's history keeps (`ccctl history`, `/history`), 1 to 100000; trimmed by each new master"},
 		{Key: KeyGracePeriod, Env: []string{"CCCTL_GRACE_PERIOD"}, Kind: Duration, Default: "8s", Help: "time between SIGTERM and SIGKILL when the service is stopped"},
 		{Key: KeyLeadershipLostAction, Env: []string{"CCCTL_LEADERSHIP_LOST_ACTION"}, Default: "demote", Help: "what a master does when its leadership is lost: `demote` (run transition_master_to_slave), `restart` (restart the service) or `exit` (stop, exit code 5)"},
@@ -155,7 +158,7 @@ func Settings() []Setting {
 		{Key: KeyWaitForTimeout, Env: []string{"CCCTL_WAIT_FOR_TIMEOUT"}, Kind: Duration, Default: "60s", Help: "how long to wait for them before exiting with code 3"},
 		{Key: KeyFilesystemLocksRequired, Env: []string{"CCCTL_FILESYSTEM_LOCKS_REQUIRED"}, Kind: Bool, Default: "false", Help: "hold the start-up until every lock of `filesystem_locks` is this member's, taken one after the other in their order (false: the service starts at once, holding what it could take)"},
 		{Key: KeySuppressLogRegexp, Env: []string{"SUPPRESS_LOG_REGEXP"}, Help: "the service's output lines matching this regular expression are dropped"},
-		{Key: KeySentryDSN, Env: []string{"SENTRY_DSN"}, Secret: true, NoFlag: true, Help: "report the controller's errors to Sentry"},
+		{Key: KeySentryDSN, Env: []string{"SENTRY_DSN"}, Secret: true, Shared: true, NoFlag: true, Help: "report the controller's errors to Sentry"},
 		{Key: KeyBackupsDestination, Env: []string{"BACKUP_DESTINATION_FOLDER"}, Default: "backup", Help: "folder under which backups are stored, one sub-folder per backup name"},
 		{Key: KeyBackupsLast, Env: []string{"CCCTL_BACKUP_LAST_TO_KEEP"}, Kind: Int, Default: "0", Help: "keep the newest N backups (`unlimited` or -1: all; likewise for the counts below)"},
 		{Key: KeyBackupsHours, Env: []string{"BACKUP_HOURS_TO_KEEP"}, Kind: Int, Default: "24", Help: "keep the newest backup of each of the last N hours"},
@@ -204,6 +207,24 @@ func HookNames() []string {
 	out := make([]string, len(lifecycle.HookNames))
 	for i, n := range lifecycle.HookNames {
 		out[i] = string(n)
+	}
+	return out
+}
+
+// StrippedEnv returns the environment variables that hold ccctl's own
+// secrets: every secret setting's variables that is not Shared, and their
+// <NAME>_FILE forms. `ccctl run` removes them from its environment once the
+// configuration is read, so that the service, the hooks, the jobs and every
+// other command it starts do not inherit them.
+func StrippedEnv() []string {
+	var out []string
+	for _, s := range Settings() {
+		if !s.Secret || s.Shared {
+			continue
+		}
+		for _, e := range s.Env {
+			out = append(out, e, e+"_FILE")
+		}
 	}
 	return out
 }
