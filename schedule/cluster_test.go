@@ -9,6 +9,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/backends/memory"
+	"github.com/ccctl/ccctl/backends/memory/memorytest"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/etcdtest"
@@ -353,7 +354,7 @@ func TestClusterMemory(t *testing.T) {
 		if err := c.Register(context.Background(), coordinator.Member{State: coordinator.StateRunning}); err != nil {
 			t.Fatalf("register %s: %v", id, err)
 		}
-		return member{c: c, claim: c, crash: c.Crash, expire: func() { storeClk.Advance(memory.DefaultTTL + time.Second) }}
+		return member{c: c, claim: c, crash: func() { memorytest.Crash(c) }, expire: func() { storeClk.Advance(memory.DefaultTTL + time.Second) }}
 	})
 }
 
