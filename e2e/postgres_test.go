@@ -43,8 +43,9 @@ type pgStack struct {
 // the blocks that a replica is promoted with the row and takes writes, that
 // the restart policy (not the test) starts the old primary's container
 // again and that it follows the new primary with every row, that
-// hooks/position.sh agrees, and that after `ccctl switchover` the old
-// primary exits 75, comes back and follows too. In long mode (without
+// hooks/position.sh agrees; that a primary cut off the network exits 5,
+// and that after `ccctl switchover` the old primary exits 75, and that each
+// comes back and follows. In long mode (without
 // -short) the crash is repeated three times.
 func TestPostgresStack(t *testing.T) {
 	if err := engineReachable(); err != nil {
@@ -143,16 +144,35 @@ func TestPostgresStack(t *testing.T) {
 	}
 	s.run("exec -T pg2 ccctl status", time.Minute)
 
-	// A switchover: the demotion hook stops the primary, which exits 75
-	// (not 0), and the restart policy brings it back as a replica.
+	// Cut off from etcd, the primary stops its server and exits 5
+	// (leadership_lost_action: exit), and comes back once healed.
 	old := primary
-	restarts := s.restartCount(old)
 	t2 := time.Now()
 	since := strconv.FormatInt(t2.Add(-time.Second).Unix(), 10)
+	s.run("docker network disconnect", 3*time.Minute)
+	primary = s.waitPromoted(old, time.Minute)
+	t.Logf("postgres: cut off: %s promoted and writable %v after %s was cut off", primary, time.Since(t2).Round(time.Millisecond), old)
+	row := "written on " + primary + " after the cut"
+	if _, err := psql(s.container[primary], "INSERT INTO notes VALUES ('"+row+"')"); err != nil {
+		t.Fatalf("write on %s after the cut: %v", primary, err)
+	}
+	rows = append(rows, row)
+	s.waitFollowers(primary, rows, 3*time.Minute)
+	if codes := s.exitCodes(old, since); len(codes) == 0 || codes[0] != "5" {
+		t.Errorf("exit codes of %s after the cut: got %q; want 5 first (leadership lost)", old, codes)
+	}
+	t.Logf("postgres: cut off: %s exited 5, back and following %s %v after the cut", old, primary, time.Since(t2).Round(time.Millisecond))
+
+	// A switchover: the demotion hook stops the primary, which exits 75
+	// (not 0), and the restart policy brings it back as a replica.
+	old = primary
+	restarts := s.restartCount(old)
+	t2 = time.Now()
+	since = strconv.FormatInt(t2.Add(-time.Second).Unix(), 10)
 	s.run("ccctl switchover", 2*time.Minute)
 	primary = s.waitPromoted(old, time.Minute)
 	t.Logf("postgres: switchover: %s promoted and writable %v after ccctl switchover", primary, time.Since(t2).Round(time.Millisecond))
-	row := "written on " + primary + " after the switchover"
+	row = "written on " + primary + " after the switchover"
 	if _, err := psql(s.container[primary], "INSERT INTO notes VALUES ('"+row+"')"); err != nil {
 		t.Fatalf("write on %s after the switchover: %v", primary, err)
 	}
@@ -161,10 +181,8 @@ func TestPostgresStack(t *testing.T) {
 	if got := s.restartCount(old); got != restarts+1 {
 		t.Errorf("restart count of %s after the switchover: got %d; want %d (exit 75, started again by its restart policy)", old, got, restarts+1)
 	}
-	codes, err := docker("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix(), 10),
-		"--filter", "container="+s.container[old], "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}")
-	if f := strings.Fields(codes); err != nil || len(f) != 1 || f[0] != "75" {
-		t.Errorf("exit code of %s after the switchover: got %q, %v; want 75", old, codes, err)
+	if codes := s.exitCodes(old, since); len(codes) != 1 || codes[0] != "75" {
+		t.Errorf("exit codes of %s after the switchover: got %q; want 75", old, codes)
 	}
 	t.Logf("postgres: switchover: %s exited 75, back and following %s %v after ccctl switchover", old, primary, time.Since(t2).Round(time.Millisecond))
 
@@ -362,6 +380,18 @@ func (s *pgStack) position(m string) uint64 {
 		s.t.Fatalf("position.sh on %s: got %q; want one non-negative integer", m, out)
 	}
 	return n
+}
+
+// exitCodes returns the exit codes of member m's container since the Unix
+// time since, in order.
+func (s *pgStack) exitCodes(m, since string) []string {
+	s.t.Helper()
+	out, err := docker("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "container="+s.container[m], "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.Fields(out)
 }
 
 // restartCount returns how many times docker's restart policy started
