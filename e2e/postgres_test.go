@@ -88,6 +88,7 @@ func TestPostgresStack(t *testing.T) {
 		if out, err := s.compose(5*time.Minute, "down", "-v", "--remove-orphans"); err != nil {
 			t.Errorf("docker-compose down: %v\n%s", err, out)
 		}
+		os.RemoveAll("/tmp/pg-context") // what the README's build block writes
 		if os.Getenv("CCCTL_E2E_KEEP_IMAGES") != "1" {
 			docker(append([]string{"rmi"}, pgImages...)...)
 		}
