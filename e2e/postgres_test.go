@@ -43,10 +43,10 @@ type pgStack struct {
 // the blocks that a replica is promoted with the row and takes writes, that
 // the restart policy (not the test) starts the old primary's container
 // again and that it follows the new primary with every row, that
-// hooks/position.sh agrees; that a primary cut off the network exits 5,
-// and that after `ccctl switchover` the old primary exits 75, and that each
-// comes back and follows. In long mode (without
-// -short) the crash is repeated three times.
+// hooks/position.sh agrees; that a primary cut off the network exits 5
+// before a replica is promoted, and one handing over (`ccctl switchover`)
+// 75, and that each comes back and follows. In long mode (without -short)
+// the crash is repeated three times.
 func TestPostgresStack(t *testing.T) {
 	if err := engineReachable(); err != nil {
 		if requireDocker() {
@@ -109,8 +109,8 @@ func TestPostgresStack(t *testing.T) {
 	}
 	primary := s.waitPrimary("", nil, 3*time.Minute)
 	t.Logf("postgres: %s is primary, 2 replicas streaming, %v after docker-compose up", primary, time.Since(t0).Round(time.Millisecond))
-	if out := s.run("compose.yaml exec -T pg1 ccctl leader", time.Minute); !strings.Contains(out, primary) {
-		t.Errorf("ccctl leader and status: got %q; want %s as leader", out, primary)
+	if out := s.run("compose.yaml exec -T pg1 ccctl leader", time.Minute); !strings.HasPrefix(out, primary+"\n") {
+		t.Errorf("ccctl leader, then ccctl status: got %q; want %s first", out, primary)
 	}
 	s.run("INSERT INTO notes", 2*time.Minute)
 	rows := []string{"written before the failover"}
@@ -152,6 +152,7 @@ func TestPostgresStack(t *testing.T) {
 	since := strconv.FormatInt(t2.Add(-time.Second).Unix(), 10)
 	s.run("docker network disconnect", 3*time.Minute)
 	primary = s.waitPromoted(old, time.Minute)
+	seen := time.Now()
 	t.Logf("postgres: cut off: %s promoted and writable %v after %s was cut off", primary, time.Since(t2).Round(time.Millisecond), old)
 	row := "written on " + primary + " after the cut"
 	if _, err := psql(s.container[primary], "INSERT INTO notes VALUES ('"+row+"')"); err != nil {
@@ -159,8 +160,10 @@ func TestPostgresStack(t *testing.T) {
 	}
 	rows = append(rows, row)
 	s.waitFollowers(primary, rows, 3*time.Minute)
-	if codes := s.exitCodes(old, since); len(codes) == 0 || codes[0] != "5" {
+	if codes, at := s.exitCodes(old, since); len(codes) == 0 || codes[0] != "5" {
 		t.Errorf("exit codes of %s after the cut: got %q; want 5 first (leadership lost)", old, codes)
+	} else if !at[0].Before(seen) {
+		t.Errorf("%s exited at %v, after %s was seen promoted at %v; want before", old, at[0], primary, seen)
 	}
 	t.Logf("postgres: cut off: %s exited 5, back and following %s %v after the cut", old, primary, time.Since(t2).Round(time.Millisecond))
 
@@ -182,7 +185,7 @@ func TestPostgresStack(t *testing.T) {
 	if got := s.restartCount(old); got != restarts+1 {
 		t.Errorf("restart count of %s after the switchover: got %d; want %d (exit 75, started again by its restart policy)", old, got, restarts+1)
 	}
-	if codes := s.exitCodes(old, since); len(codes) != 1 || codes[0] != "75" {
+	if codes, _ := s.exitCodes(old, since); len(codes) != 1 || codes[0] != "75" {
 		t.Errorf("exit codes of %s after the switchover: got %q; want 75", old, codes)
 	}
 	t.Logf("postgres: switchover: %s exited 75, back and following %s %v after ccctl switchover", old, primary, time.Since(t2).Round(time.Millisecond))
@@ -384,15 +387,29 @@ func (s *pgStack) position(m string) uint64 {
 }
 
 // exitCodes returns the exit codes of member m's container since the Unix
-// time since, in order.
-func (s *pgStack) exitCodes(m, since string) []string {
+// time since, and when it exited, in order.
+func (s *pgStack) exitCodes(m, since string) ([]string, []time.Time) {
 	s.t.Helper()
 	out, err := docker("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
-		"--filter", "container="+s.container[m], "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}")
+		"--filter", "container="+s.container[m], "--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}} {{.TimeNano}}")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return strings.Fields(out)
+	var codes []string
+	var at []time.Time
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			s.t.Fatalf("docker events: %q", line)
+		}
+		codes = append(codes, f[0])
+		at = append(at, time.Unix(0, ns))
+	}
+	return codes, at
 }
 
 // restartCount returns how many times docker's restart policy started
