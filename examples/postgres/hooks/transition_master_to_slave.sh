@@ -6,7 +6,9 @@
 # again as a replica (started_as_slave.sh clones the new primary):
 #
 # - the fast shutdown sends every WAL record to the connected replicas and
-#   waits for them to confirm it, so the next primary has every commit;
+#   waits for them to confirm it, so the next primary has every commit (an
+#   immediate shutdown follows when it does not complete in 50 s: the
+#   hook's timeout in ccctl.yaml is 120 s);
 # - service.sh turns the server's exit code 0 into 75, since it finds the
 #   marker written here, and ccctl exits with it.
 #
@@ -16,4 +18,9 @@
 set -eu
 echo "ccctl-postgres: $CC_INSTANCE_ID steps down; it will come back as a replica"
 : >/run/postgresql/ccctl-demoted
-pg_ctl stop -D "$PGDATA" -m fast -w -t 60
+if ! pg_ctl stop -D "$PGDATA" -m fast -w -t 50; then
+	# ccctl hands over when this hook returns: the server must be down by
+	# then, whatever it had left to send.
+	echo "ccctl-postgres: the fast shutdown did not complete; immediate shutdown" >&2
+	pg_ctl stop -D "$PGDATA" -m immediate -w -t 30
+fi
