@@ -51,7 +51,7 @@ func servicePID(t *testing.T, container string) string {
 	var pids []string
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 3 && f[len(f)-2] == "demo" && f[len(f)-1] == "serve" {
+		if len(f) == 3 && f[1] == "demo" && f[2] == "serve" {
 			pids = append(pids, f[0])
 		}
 	}
