@@ -30,6 +30,10 @@ const (
 	recObserved    = "observed"     // end of the observation, before the shutdown
 	recBackup      = "backup"       // a backup stored: file=<file> sha256=<hex>
 	recBackupStart = "backup_start" // a backup job began
+
+	recHang         = "hang"          // a hook began to hang: event=<CC_EVENT>
+	recHangStopped  = "hang_stopped"  // ccctl stopped the hanging hook (SIGTERM)
+	recHangReleased = "hang_released" // the hang fault ended first
 )
 
 // The members' backups: DESTINATION/chaos/chaos-YYYYMMDDTHHMMSSZ.txt, each
@@ -132,6 +136,10 @@ type report struct {
 	minGap      int64 // smallest time from a demotion to the next promotion (ns), -1 if none
 	minLostGap  int64 // the same after a master whose session was lost (ccctl exit code 3), -1 if none
 	settle      int64 // from faults_end to a single master (ns), -1 if not measured
+
+	hangs         int // hooks that hung
+	hangsAsMaster int // of them, those that hung in a master's term or as its demotion
+	hangsStopped  int // hooks ccctl stopped while they hung
 }
 
 func (r *report) failf(format string, args ...any) {
@@ -151,8 +159,8 @@ const (
 var transitions = map[string]map[string]string{
 	stBoot:     {"start": stStarted, "stopping": stStopping},
 	stStarted:  {"started_as_master": stMaster, "started_as_slave": stSlave, "stopping": stStopping},
-	stMaster:   {"transition_master_to_slave": stSlave, "stopping": stStopping},
-	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "stopping": stStopping},
+	stMaster:   {"transition_master_to_slave": stSlave, "members_added": stMaster, "members_removed": stMaster, "stopping": stStopping},
+	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "members_added": stSlave, "members_removed": stSlave, "stopping": stStopping},
 	stStopping: {},
 }
 
@@ -172,6 +180,7 @@ func check(recs []record, ttl time.Duration) *report {
 	openFreeze := map[string]int64{}
 	var faultsEnd, observed int64 = -1, -1
 	var jobs []record
+	var hungs []hung // hooks that hung, in order
 	var last int64
 	closeTerm := func(m string, p *proc, t int64, why string) {
 		if p.term != nil {
@@ -216,6 +225,25 @@ func check(recs []record, ttl time.Duration) *report {
 		case recBackupStart:
 			rep.backupRuns++
 			continue
+		case recHang:
+			inc := 0
+			if p := procs[r.member]; p != nil && p.alive {
+				inc = p.inc
+			}
+			hungs = append(hungs, hung{rec: r, inc: inc, end: math.MaxInt64})
+			rep.hangs++
+			continue
+		case recHangStopped, recHangReleased:
+			for k := len(hungs) - 1; k >= 0; k-- {
+				if hungs[k].rec.member == r.member && hungs[k].end == math.MaxInt64 {
+					hungs[k].end, hungs[k].how = r.t, r.kind
+					break
+				}
+			}
+			if r.kind == recHangStopped {
+				rep.hangsStopped++
+			}
+			continue
 		}
 		p := procs[r.member]
 		if p == nil || !p.alive {
@@ -223,6 +251,11 @@ func check(recs []record, ttl time.Duration) *report {
 			continue
 		}
 		if r.kind == recExit {
+			for k := range hungs {
+				if hungs[k].rec.member == r.member && hungs[k].inc == p.inc && hungs[k].end == math.MaxInt64 {
+					hungs[k].end, hungs[k].how = r.t, "death"
+				}
+			}
 			exits[fmt.Sprintf("%s#%d", r.member, p.inc)] = r.extra
 			closeTerm(r.member, p, r.t, "death")
 			if f, ok := openFreeze[r.member]; ok {
@@ -322,6 +355,8 @@ func check(recs []record, ttl time.Duration) *report {
 		}
 	}
 
+	checkHangs(rep, hungs, frozen)
+
 	// The master-only job: at most once per slot, with a token of the
 	// member's own terms.
 	slots := map[string][]record{}
@@ -381,6 +416,60 @@ func check(recs []record, ttl time.Duration) *report {
 		rep.failf("history: no faults_end and observed records; want both")
 	}
 	return rep
+}
+
+// hung is a hook that hung: its "hang" record, the incarnation of its
+// member, and when and how it ended (math.MaxInt64 while it did not).
+type hung struct {
+	rec record
+	inc int
+	end int64
+	how string // hang_stopped, hang_released or death
+}
+
+// checkHangs checks the hooks that hung: one that hung in a master's term
+// (or as the demotion hook that ended it, or as its stopping hook) must
+// have ended, stopped by ccctl if need be, before another member's term
+// began after that term: a hook of a former master does not run past the
+// instant its lease can expire on the server. Time during which the member
+// was frozen excuses it, as for two masters.
+func checkHangs(rep *report, hungs []hung, frozen map[string][]window) {
+	for _, h := range hungs {
+		event := strings.TrimPrefix(h.rec.extra, "event=")
+		var own *term
+		for k := range rep.terms {
+			t := &rep.terms[k]
+			if t.member != h.rec.member || t.inc != h.inc || t.from > h.rec.t {
+				continue
+			}
+			if h.rec.t < t.to || (t.end == event && t.to <= h.rec.t) {
+				own = t
+			}
+		}
+		if own == nil {
+			continue
+		}
+		rep.hangsAsMaster++
+		for _, u := range rep.terms {
+			if u.member == own.member || u.from <= own.from || u.from >= h.end {
+				continue
+			}
+			excused := false
+			for _, fw := range frozen[own.member] {
+				if fw.from < u.from && fw.to > own.from {
+					excused = true
+				}
+			}
+			if excused {
+				continue
+			}
+			end := "never ended"
+			if h.end != math.MaxInt64 {
+				end = fmt.Sprintf("ended by %s %v after it", h.how, time.Duration(h.end-u.from))
+			}
+			rep.failf("hook %s of %s (term %v) hung from %d and ran past the start of %v: %s; want it stopped first", event, own.member, *own, h.rec.t, u, end)
+		}
+	}
 }
 
 // subtract returns the parts of ws outside every window of cut.

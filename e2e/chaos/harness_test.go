@@ -69,6 +69,7 @@ type harness struct {
 	members []*member
 
 	etcdRestarts atomic.Int64 // etcd members restarted and healthy again
+	etcdAllDown  atomic.Int64 // the longest time every etcd member was down (ns)
 
 	histMu sync.Mutex
 	ctx    context.Context // cancelled at shutdown: no more restarts
@@ -78,19 +79,21 @@ type harness struct {
 
 // member is one ccctl member and its successive processes.
 type member struct {
-	h       *harness
-	id      string
-	proxies []*etcdtest.Proxy // one per etcd member
-	env     []string
-	logPath string
-	pidFile string
-	wake    chan struct{} // a kill fault ended
+	h        *harness
+	id       string
+	proxies  []*etcdtest.Proxy // one per etcd member
+	env      []string
+	logPath  string
+	pidFile  string
+	hangFile string        // while it exists, the member's hooks hang
+	wake     chan struct{} // a kill fault ended
 
 	mu      sync.Mutex
 	cur     *incarnation // nil while down
 	hold    int          // kill faults in progress
 	cuts    int
 	slows   int
+	hangs   int
 	freezes int
 	frozen  *incarnation // the process frozen by SIGSTOP, if any
 }
@@ -146,6 +149,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 		}
 		m.logPath = filepath.Join(dir, m.id+".log")
 		m.pidFile = filepath.Join(dir, m.id+".pid")
+		m.hangFile = filepath.Join(dir, m.id+".hang")
 		m.env = append(os.Environ(),
 			"ETCD_ENDPOINTS="+strings.Join(eps, ","),
 			"ENVIRONMENT=chaos",
@@ -158,6 +162,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 			envHistory+"="+h.history,
 			envCCCTL+"="+bin,
 			envPIDFile+"="+m.pidFile,
+			envHang+"="+m.hangFile,
 			"BACKUP_DESTINATION_FOLDER="+h.backups,
 			"CCCTL_BACKUP_LAST_TO_KEEP=unlimited", // pruning runs and keeps every backup
 		)
@@ -172,7 +177,7 @@ func configYAML(helper string) string {
 	q := strconv.Quote(helper)
 	var b strings.Builder
 	b.WriteString("hooks:\n  timeout: 10s\n")
-	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "stopping"} {
+	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "members_added", "members_removed", "stopping"} {
 		fmt.Fprintf(&b, "  %s: [%s, %s]\n", h, q, helperHook)
 	}
 	fmt.Fprintf(&b, "jobs:\n  - name: tick\n    schedule: \"@every 1s\"\n    role: master\n    timeout: 5s\n    command: [%s, %s]\n", q, helperJob)
@@ -403,6 +408,28 @@ func (m *member) cut(on bool) {
 			p.Cut()
 		} else {
 			p.Heal()
+		}
+	}
+}
+
+// hang makes the hooks that start from now on hang (on), or releases
+// them once no hang fault is left (off).
+func (m *member) hang(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if on {
+		m.hangs++
+	} else {
+		m.hangs--
+	}
+	switch {
+	case on && m.hangs == 1:
+		if err := os.WriteFile(m.hangFile, nil, 0o600); err != nil {
+			m.h.t.Errorf("%s: hang: %v", m.id, err)
+		}
+	case !on && m.hangs == 0:
+		if err := os.Remove(m.hangFile); err != nil {
+			m.h.t.Errorf("%s: release the hooks: %v", m.id, err)
 		}
 	}
 }
