@@ -341,6 +341,8 @@ func (h *harness) runFaults(s schedule) error {
 			etcdOps.Add(1)
 			go func() {
 				defer etcdOps.Done()
+				ports.Lock()
+				defer ports.Unlock()
 				h.etcd.Stop(f.Target)
 				if wait := time.Until(start.Add(f.At + f.Dur)); wait > 0 {
 					timer := time.NewTimer(wait)
@@ -353,6 +355,10 @@ func (h *harness) runFaults(s schedule) error {
 					restartErr <- fmt.Errorf("etcd member %d not restarted: %w", f.Target, err)
 					return
 				}
+				if err := h.checkEtcdMember(f.Target); err != nil {
+					restartErr <- err
+					return
+				}
 				h.etcdRestarts.Add(1)
 				h.record("-", recFault, fmt.Sprintf("etcd member %d restarted and healthy", f.Target))
 			}()
@@ -360,7 +366,7 @@ func (h *harness) runFaults(s schedule) error {
 			etcdOps.Add(1)
 			go func() {
 				defer etcdOps.Done()
-				if err := h.stopEtcd(start.Add(f.At + f.Dur)); err != nil {
+				if err := h.stopEtcd(f.Dur); err != nil {
 					restartErr <- err
 				}
 			}()
@@ -376,10 +382,12 @@ func (h *harness) runFaults(s schedule) error {
 }
 
 // stopEtcd stops every etcd member at once and, once all have stopped and
-// restart has come, restarts them all at once, as etcd comes back after a
-// power cut: the fault etcd-all. It returns once every member is healthy
+// downFor has passed since, restarts them all at once, as etcd comes back
+// after a power cut: the fault etcd-all. It returns once every member is healthy
 // again.
-func (h *harness) stopEtcd(restart time.Time) error {
+func (h *harness) stopEtcd(downFor time.Duration) error {
+	ports.Lock()
+	defer ports.Unlock()
 	n := h.etcd.Size()
 	var wg sync.WaitGroup
 	for i := range n {
@@ -392,7 +400,7 @@ func (h *harness) stopEtcd(restart time.Time) error {
 	wg.Wait()
 	down := time.Now()
 	h.record("-", recFault, "every etcd member stopped")
-	if wait := time.Until(restart); wait > 0 {
+	if wait := time.Until(down.Add(downFor)); wait > 0 {
 		timer := time.NewTimer(wait)
 		<-timer.C
 	}
@@ -425,6 +433,11 @@ func (h *harness) stopEtcd(restart time.Time) error {
 	close(errs)
 	if err := <-errs; err != nil {
 		return err
+	}
+	for i := range n {
+		if err := h.checkEtcdMember(i); err != nil {
+			return err
+		}
 	}
 	h.record("-", recFault, "every etcd member restarted and healthy")
 	return nil

@@ -270,12 +270,14 @@ func check(recs []record, ttl time.Duration) *report {
 			rep.failf("%s#%d: hook %s in state %s at %d (line %d): not a transition of the state machine", r.member, p.inc, r.kind, p.state, r.t, r.line)
 			continue
 		}
-		if next == stMaster {
+		switch {
+		case next == stMaster && p.state == stMaster: // a membership hook: the term goes on
+		case next == stMaster:
 			if r.token <= 0 {
 				rep.failf("%s#%d: %s at %d with token %d; want a positive token", r.member, p.inc, r.kind, r.t, r.token)
 			}
 			p.term = &term{member: r.member, inc: p.inc, token: r.token, from: r.t, to: math.MaxInt64}
-		} else if p.state == stMaster {
+		case p.state == stMaster:
 			closeTerm(r.member, p, r.t, r.kind)
 		}
 		p.state = next

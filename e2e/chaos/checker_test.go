@@ -120,6 +120,9 @@ func TestCheckCountsHangs(t *testing.T) {
 	if len(rep.violations) > 0 {
 		t.Fatalf("got violations %v; want none", rep.violations)
 	}
+	if len(rep.terms) != 2 || rep.terms[0].from != 200_000_000 {
+		t.Errorf("got terms %v; want 2, the first from 0.2s (a membership hook does not begin a term)", rep.terms)
+	}
 	if rep.hangs != 3 || rep.hangsAsMaster != 2 || rep.hangsStopped != 2 {
 		t.Errorf("got %d hangs, %d as master, %d stopped; want 3, 2, 2", rep.hangs, rep.hangsAsMaster, rep.hangsStopped)
 	}

@@ -55,6 +55,12 @@ func buildCCCTL(t *testing.T, dir, tags string) string {
 	return bin
 }
 
+// ports is held for reading while a seed takes free loopback ports (its etcd
+// cluster and its proxies), and for writing while some of a seed's etcd
+// members are stopped: the ports they freed are then not taken by another
+// seed's etcd or proxy, which the stopped members' clients would reach.
+var ports sync.RWMutex
+
 // harness runs one seed: an etcd cluster, the members and the history.
 type harness struct {
 	t       *testing.T
@@ -70,6 +76,7 @@ type harness struct {
 
 	etcdRestarts atomic.Int64 // etcd members restarted and healthy again
 	etcdAllDown  atomic.Int64 // the longest time every etcd member was down (ns)
+	clusterID    uint64       // of the seed's etcd cluster
 
 	histMu sync.Mutex
 	ctx    context.Context // cancelled at shutdown: no more restarts
@@ -107,6 +114,8 @@ type incarnation struct {
 func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Duration) *harness {
 	t.Helper()
 	dir := t.TempDir()
+	ports.RLock()
+	defer ports.RUnlock()
 	h := &harness{
 		t: t, bin: bin, dir: dir, ttl: ttl,
 		history: filepath.Join(dir, "history"),
@@ -121,6 +130,9 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 	}
 	t.Cleanup(func() { cli.Close() })
 	h.cli = cli
+	if h.clusterID, err = h.etcdClusterID(0); err != nil {
+		t.Fatalf("etcd cluster id: %v", err)
+	}
 	t.Cleanup(func() {
 		// etcd members take about a second each to stop: stop them
 		// together (etcdtest's own cleanup then has nothing left to do).
@@ -616,4 +628,28 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// etcdClusterID returns the cluster id etcd member i answers with.
+func (h *harness) etcdClusterID(i int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := h.cli.Status(ctx, h.etcd.Endpoint(i))
+	if err != nil {
+		return 0, err
+	}
+	return st.Header.ClusterId, nil
+}
+
+// checkEtcdMember returns an error unless etcd member i, restarted, is a
+// member of the seed's own cluster.
+func (h *harness) checkEtcdMember(i int) error {
+	id, err := h.etcdClusterID(i)
+	if err != nil {
+		return fmt.Errorf("etcd member %d after its restart: %w", i, err)
+	}
+	if id != h.clusterID {
+		return fmt.Errorf("etcd member %d after its restart: got cluster id %x; want %x (its port was taken by another cluster)", i, id, h.clusterID)
+	}
+	return nil
 }

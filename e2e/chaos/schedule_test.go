@@ -22,7 +22,7 @@ const (
 	faultCrash      kind = "crash"       // SIGKILL of the service only
 	faultEtcdLeader kind = "etcd-leader" // MoveLeader to another etcd member
 	faultEtcdStop   kind = "etcd-stop"   // stop one etcd member, restart it after the duration
-	faultEtcdAll    kind = "etcd-all"    // stop every etcd member, restart them all after the duration
+	faultEtcdAll    kind = "etcd-all"    // stop every etcd member, restart them all the duration after all stopped
 	faultHang       kind = "hang"        // the member's hooks hang while it lasts (cut off from etcd from CutAfter, if Cut)
 )
 
@@ -59,7 +59,7 @@ func (f fault) String() string {
 	case faultEtcdStop:
 		return fmt.Sprintf("%8v %-11s etcd member %d, restarted %v after the start of its stop", ms(f.At), f.Kind, f.Target, ms(f.Dur))
 	case faultEtcdAll:
-		return fmt.Sprintf("%8v %-11s every etcd member, restarted %v after the start of their stop", ms(f.At), f.Kind, ms(f.Dur))
+		return fmt.Sprintf("%8v %-11s every etcd member, restarted %v after all stopped", ms(f.At), f.Kind, ms(f.Dur))
 	case faultHang:
 		cut := ""
 		if f.Cut {
@@ -190,12 +190,13 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 	// schedule of the faults above is what it was before they existed.
 	//
 	// With probability 1/3 when no member of etcd is stopped already, the
-	// whole of etcd stopped for longer than the TTL (TTL + 0.5 s to 2 TTL +
-	// 1 s from the start of the stop to the start of the restart): every
-	// session is lost, every member rides the outage through and rejoins.
+	// whole of etcd stopped for longer than the TTL (TTL + 0.5 s to TTL +
+	// 1.5 s from the moment all have stopped, which takes a second or more,
+	// to the start of the restart): every session is lost, every member
+	// rides the outage through and rejoins.
 	if etcdUntil > 0 && !etcdStop && rng.IntN(3) == 0 {
 		f := fault{At: dur(0, etcdUntil), Kind: faultEtcdAll}
-		f.Dur = min(dur(ttl+500*time.Millisecond, 2*ttl+time.Second), d-f.At)
+		f.Dur = min(dur(ttl+500*time.Millisecond, ttl+1500*time.Millisecond), d-f.At)
 		s.Faults = append(s.Faults, f)
 	}
 	// Per 6 s of phase, with probability 1/2, a member's hooks hang (each
