@@ -173,11 +173,14 @@ func TestDrill3KillMaster(t *testing.T) {
 }
 
 // demotion returns the first mark after t0 showing that member stopped
-// acting as master: its transition_master_to_slave, or the exit of its
+// acting as master: its transition_master_to_slave, the exit of its
 // service (when the leadership-lost action restarts or exits, or the
-// controller stops).
+// controller stops), or a new start of its service (the demotion's
+// deadline passed and ccctl SIGKILLed the old service, which marks nothing,
+// and the demotion hook with it; a master that wakes from docker pause
+// finds that deadline passed already).
 func demotion(ms []mark, member string, t0 time.Time) (mark, bool) {
-	ds := filter(after(ms, t0), member, evMasterToSlave, evServiceStopped)
+	ds := filter(after(ms, t0), member, evMasterToSlave, evServiceStopped, evServiceStarted)
 	if len(ds) == 0 {
 		return mark{}, false
 	}

@@ -31,6 +31,8 @@ const (
 	recBackup      = "backup"       // a backup stored: file=<file> sha256=<hex>
 	recBackupStart = "backup_start" // a backup job began
 
+	recServiceExit = "service_exit" // the harness saw the member's service gone
+
 	recHang         = "hang"          // a hook began to hang: event=<CC_EVENT>
 	recHangStopped  = "hang_stopped"  // ccctl stopped the hanging hook (SIGTERM)
 	recHangReleased = "hang_released" // the hang fault ended first
@@ -153,6 +155,7 @@ const (
 	stMaster   = "master"
 	stSlave    = "slave"
 	stStopping = "stopping"
+	stFenced   = "fenced" // a master whose service died: a slave, its demotion hook may still show
 )
 
 // transitions is the hook state machine: state -> event -> next state.
@@ -162,6 +165,7 @@ var transitions = map[string]map[string]string{
 	stMaster:   {"transition_master_to_slave": stSlave, "members_added": stMaster, "members_removed": stMaster, "stopping": stStopping},
 	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "members_added": stSlave, "members_removed": stSlave, "stopping": stStopping},
 	stStopping: {},
+	stFenced:   {"transition_master_to_slave": stSlave, "transition_slave_to_master": stMaster, "master_changed": stSlave, "members_added": stSlave, "members_removed": stSlave, "stopping": stStopping},
 }
 
 // check checks a history. ttl is the members' session TTL.
@@ -246,8 +250,20 @@ func check(recs []record, ttl time.Duration) *report {
 			continue
 		}
 		p := procs[r.member]
+		if r.kind == recServiceExit && (p == nil || !p.alive) {
+			continue // the service of a dead ccctl, killed by the harness
+		}
 		if p == nil || !p.alive {
 			rep.failf("%s: %s at %d (line %d) with no live process", r.member, r.kind, r.t, r.line)
+			continue
+		}
+		if r.kind == recServiceExit {
+			// The service of a master is gone (crashed, or killed by ccctl
+			// when the demotion missed its deadline): its term ends.
+			if p.state == stMaster {
+				closeTerm(r.member, p, r.t, recServiceExit)
+				p.state = stFenced
+			}
 			continue
 		}
 		if r.kind == recExit {
@@ -444,7 +460,7 @@ func checkHangs(rep *report, hungs []hung, frozen map[string][]window) {
 			if t.member != h.rec.member || t.inc != h.inc || t.from > h.rec.t {
 				continue
 			}
-			if h.rec.t < t.to || (t.end == event && t.to <= h.rec.t) {
+			if h.rec.t < t.to || ((t.end == event || t.end == recServiceExit) && t.to <= h.rec.t) {
 				own = t
 			}
 		}

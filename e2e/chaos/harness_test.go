@@ -218,15 +218,58 @@ func (h *harness) recordAt(t int64, member, kind, extra string) {
 	}
 }
 
-// start starts every member's supervisor.
+// start starts every member's supervisor and service watcher.
 func (h *harness) start() {
 	for _, m := range h.members {
-		h.wg.Add(1)
+		h.wg.Add(2)
 		go func() {
 			defer h.wg.Done()
 			m.supervise(h.ctx)
 		}()
+		go func() {
+			defer h.wg.Done()
+			m.watchService(h.ctx)
+		}()
 	}
+}
+
+// serviceWatch is how often watchService looks at the member's service.
+const serviceWatch = 5 * time.Millisecond
+
+// watchService records "service_exit" when the member's service process is
+// gone (looked at every serviceWatch, so the record is at most that late),
+// until ctx is done. ccctl kills a master's service when its demotion
+// misses its deadline, together with the demotion hook, which may have no
+// time to write its own line: the service's end then ends the term.
+func (m *member) watchService(ctx context.Context) {
+	tick := time.NewTicker(serviceWatch)
+	defer tick.Stop()
+	pid := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if pid != 0 && gone(pid) {
+			m.h.record(m.id, recServiceExit, fmt.Sprintf("pid=%d", pid))
+			pid = 0
+		}
+		if p := m.servicePID(); p != 0 && p != pid && !gone(p) {
+			pid = p
+		}
+	}
+}
+
+// gone reports whether process pid has exited (a zombie included).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 // supervise keeps the member running: it starts a process, waits for it to
