@@ -201,8 +201,12 @@ func runSeed(t *testing.T, bin string, seed int64) outcome {
 	}
 	if err == nil {
 		end := monotonic()
-		h.recordAt(end, "", recFaultsEnd, "")
-		timer := time.NewTimer(time.Duration(end + (ttl + time.Second + hold).Nanoseconds() - monotonic()))
+		extra := ""
+		if sched.counts()[faultEtcdAll] > 0 {
+			extra = etcdRestartedAll
+		}
+		h.recordAt(end, "", recFaultsEnd, extra)
+		timer := time.NewTimer(time.Duration(end + (settleLimit(ttl, extra == etcdRestartedAll) + hold).Nanoseconds() - monotonic()))
 		<-timer.C
 		h.record("", recObserved, "")
 	}

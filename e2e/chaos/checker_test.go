@@ -78,6 +78,8 @@ func TestCheck(t *testing.T) {
 		{"settles within TTL + 1s", with("9.9 m0 exit 0", "12.5 m1 transition_slave_to_master 9"), ""},
 		{"settles too late", with("9.9 m0 exit 0", "13.5 m1 transition_slave_to_master 9"), "a single master from 3.5s after they stopped; want within 3s"},
 		{"no master at the end", with("9.9 m0 exit 0"), "no single master at the end"},
+		{"settles after all of etcd restarted", with("9.9 m0 exit 0", "10 - faults_end 0 etcd-all", "14.3 m1 transition_slave_to_master 9", "16 - observed 0"), ""},
+		{"settles too late after all of etcd restarted", with("9.9 m0 exit 0", "10 - faults_end 0 etcd-all", "14.6 m1 transition_slave_to_master 9", "16 - observed 0"), "want within 4.5s"},
 		{"demotion hook killed with the service", with("2.0 m0 service_exit 0 pid=7", "2.2 m0 master_changed 9", "2.1 m1 transition_slave_to_master 9"), ""},
 		{"demotion hook after the service's kill", with("2.0 m0 service_exit 0 pid=7", "2.01 m0 transition_master_to_slave 0", "2.1 m1 transition_slave_to_master 9"), ""},
 		{"master goes on after its service died", with("2.0 m0 service_exit 0 pid=7", "2.1 m1 transition_slave_to_master 9", "2.5 m0 transition_slave_to_master 5"), "tokens: got 5 after 9"},

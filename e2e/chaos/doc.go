@@ -97,7 +97,11 @@
 //     role, master_changed only on a slave, nothing after stopping.
 //   - Once the faults have stopped (everything healed and etcd has a
 //     leader), there is exactly one master within TTL + 1 s, and it stays
-//     the only one until the end of the observation.
+//     the only one until the end of the observation. After an etcd-all the
+//     bound is 1.5 s longer: a master that died during the outage holds its
+//     lease until it expires, and etcd extends every lease by its election
+//     timeout (1 s) when it comes back with a new leader, then looks for
+//     expired ones every 500 ms.
 //   - Every slot of the master-only job ran at most once, on a member that
 //     held a term with the token the job was given.
 //   - No backup is lost and none is partial. Besides the tick job, every
