@@ -184,17 +184,15 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 }
 
 // configYAML is the members' configuration: every role hook and the
-// master-only jobs (tick and backup) run the test binary as a helper. The
-// membership hooks are left out: with them, a master is more often in a
-// hook when its leadership is lost, and its demotion hook, started once
-// that hook is stopped, may be killed by the demotion's deadline (half the
-// backend's margin, 100 ms at TTL 2 s) before the helper has started and
-// written its line, so that the history shows no end of the term.
+// master-only jobs (tick and backup) run the test binary as a helper. With
+// the membership hooks, a master is often in a hook (members_added after a
+// restart) when its leadership is lost: the hook must be stopped, and the
+// demotion started, at once.
 func configYAML(helper string) string {
 	q := strconv.Quote(helper)
 	var b strings.Builder
 	b.WriteString("hooks:\n  timeout: 10s\n")
-	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "stopping"} {
+	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "members_added", "members_removed", "stopping"} {
 		fmt.Fprintf(&b, "  %s: [%s, %s]\n", h, q, helperHook)
 	}
 	fmt.Fprintf(&b, "jobs:\n  - name: tick\n    schedule: \"@every 1s\"\n    role: master\n    timeout: 5s\n    command: [%s, %s]\n", q, helperJob)
