@@ -236,7 +236,7 @@ func TestDrill4NetworkCut(t *testing.T) {
 		t.Errorf("two masters at once: %v", bad)
 	}
 	d.checkNotRestarted(master, before, pid)
-	t.Logf("drill 4 (network cut of master %s for %v, TTL %v): %s %v after the cut; %s's transition_slave_to_master %v after the cut, %v after the demotion; rejoined as slave %v after the reconnect; container and service pid %s untouched; %d session(s) re-opened",
+	t.Logf("drill 4 (network cut of master %s for %v, TTL %v): %s %v after the cut; %s's transition_slave_to_master %v after the cut, %v after the demotion; rejoined as slave %v after the reconnect; service pid %s before the cut; %d session(s) re-opened",
 		master, cutFor, ttl, dm.Event, dm.At.Sub(t0).Round(time.Millisecond), p.Member, p.At.Sub(t0).Round(time.Millisecond), p.At.Sub(dm.At).Round(time.Millisecond),
 		back.Round(time.Millisecond), pid, logCount(t, d.container(master), logRejoined))
 }

@@ -214,6 +214,6 @@ func TestDrill8CutSlave(t *testing.T) {
 		t.Errorf("master's writes after the rejoin: got token %d; want %d, the same term", w[len(w)-1].Token, token)
 	}
 	d.checkNotRestarted(slave, before, pid)
-	t.Logf("drill 8 (slave %s cut off for %v, TTL %v): container and service pid %s untouched; rejoined as slave %v after the reconnect; %s master throughout (token %d); %d session(s) re-opened",
+	t.Logf("drill 8 (slave %s cut off for %v, TTL %v): service pid %s before the cut; rejoined as slave %v after the reconnect; %s master throughout (token %d); %d session(s) re-opened",
 		slave, cutFor, ttl, pid, back.Round(time.Millisecond), master, token, logCount(t, d.container(slave), logRejoined))
 }
