@@ -9,7 +9,9 @@
 // image (Debian's etcd with its libc, on an empty base: no registry is
 // needed), then start a 3-member etcd cluster and 3 replicas of the demo
 // service on a private docker network and run the failure drills: start-up
-// order, docker stop, docker kill, a network cut, docker pause, a rolling
+// order, docker stop, docker kill, a network cut of the master and one of a
+// slave (each for 3 x TTL: the container and its service's pid are the same
+// afterwards, and the member rejoins as a slave), docker pause, a rolling
 // restart and one etcd member down. Each hook appends a line to a timeline
 // file shared by every replica through a volume; each drill asserts on that
 // timeline and logs its measured times.

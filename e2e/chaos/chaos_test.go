@@ -21,13 +21,23 @@ const ttl = 2 * time.Second
 // hold is how long the single master must last after TTL + 1 s.
 const hold = time.Second
 
+// The log lines of ccctl (lifecycle) that show a lost session and the new
+// one.
+const (
+	logSessionLost = "session lost; reconnecting"
+	logRejoined    = "rejoined with a new session"
+)
+
 // outcome is the result of one seed.
 type outcome struct {
 	sched schedule
 	rep   *report
 	err   error // the harness could not run the seed
 
-	etcdRestarts int // etcd members restarted and healthy again
+	etcdRestarts int   // etcd members restarted and healthy again
+	etcdAllDown  int64 // the longest time all of etcd was down (ns)
+	reopened     int   // sessions re-opened after a loss, from the members' logs
+	lost         int   // sessions lost, from the members' logs
 }
 
 // seeds returns the seeds to run.
@@ -54,6 +64,10 @@ func TestChaos(t *testing.T) {
 		backupRuns                 int
 		minGap, minLostGap         = int64(-1), int64(-1)
 		maxSettle, maxStale        int64
+		reopened, lost, etcdAll    int
+		hangs, hangsMaster, hangsS int
+		maxAllDown                 int64
+		reopenedBySeed             []string
 	)
 	t.Run("seeds", func(t *testing.T) {
 		for _, seed := range seeds() {
@@ -88,11 +102,22 @@ func TestChaos(t *testing.T) {
 				}
 				maxSettle = max(maxSettle, o.rep.settle)
 				maxStale = max(maxStale, o.rep.maxStale)
+				reopened += o.reopened
+				lost += o.lost
+				etcdAll += o.sched.counts()[faultEtcdAll]
+				maxAllDown = max(maxAllDown, o.etcdAllDown)
+				hangs += o.rep.hangs
+				hangsMaster += o.rep.hangsAsMaster
+				hangsS += o.rep.hangsStopped
+				reopenedBySeed = append(reopenedBySeed, fmt.Sprintf("%d:%d", seed, o.reopened))
 			})
 		}
 	})
 	t.Logf("%d seeds: faults %s; %d etcd restarts; %d master terms, %d processes, %d job runs, %d backup jobs begun, %d backups recorded and intact (%d backup files, all complete), %d overlaps excused after SIGCONT (longest %v after it); smallest demotion-to-promotion gap %v (%v after a lost session); longest settle %v",
 		len(seeds()), countsText(totals), restarts, terms, spawns, jobs, backupRuns, backups, files, stale, time.Duration(maxStale), time.Duration(minGap), time.Duration(minLostGap), time.Duration(maxSettle))
+	sort.Strings(reopenedBySeed)
+	t.Logf("%d seeds: %d sessions lost and %d re-opened (%.1f per seed; seed:re-opened %s); %d stops of all of etcd (down up to %v); %d hooks hung, %d of them in a master's term or its demotion, %d stopped by ccctl",
+		len(seeds()), lost, reopened, float64(reopened)/float64(max(1, len(seeds()))), strings.Join(reopenedBySeed, " "), etcdAll, time.Duration(maxAllDown).Round(time.Millisecond), hangs, hangsMaster, hangsS)
 	if !t.Failed() && backups == 0 {
 		t.Errorf("got no backup recorded in %d seeds; want some (is the backup job set up?)", len(seeds()))
 	}
@@ -176,8 +201,12 @@ func runSeed(t *testing.T, bin string, seed int64) outcome {
 	}
 	if err == nil {
 		end := monotonic()
-		h.recordAt(end, "", recFaultsEnd, "")
-		timer := time.NewTimer(time.Duration(end + (ttl + time.Second + hold).Nanoseconds() - monotonic()))
+		extra := ""
+		if sched.counts()[faultEtcdAll] > 0 {
+			extra = etcdRestartedAll
+		}
+		h.recordAt(end, "", recFaultsEnd, extra)
+		timer := time.NewTimer(time.Duration(end + (settleLimit(ttl, extra == etcdRestartedAll) + hold).Nanoseconds() - monotonic()))
 		<-timer.C
 		h.record("", recObserved, "")
 	}
@@ -193,12 +222,18 @@ func runSeed(t *testing.T, bin string, seed int64) outcome {
 	o.rep = check(recs, ttl)
 	checkBackups(o.rep, recs, h.backups)
 	o.etcdRestarts = int(h.etcdRestarts.Load())
+	o.etcdAllDown = h.etcdAllDown.Load()
+	for _, m := range h.members {
+		b, _ := os.ReadFile(m.logPath)
+		o.reopened += strings.Count(string(b), logRejoined)
+		o.lost += strings.Count(string(b), logSessionLost)
+	}
 	var tokens []string
 	for _, tm := range o.rep.terms {
 		tokens = append(tokens, fmt.Sprintf("%s:%d", tm.member, tm.token))
 	}
-	t.Logf("seed %d: faults %s; %d etcd restarts; %d terms (%s); %d processes; %d job runs; %d backup jobs begun, %d backups recorded and intact, %d backup files complete; settled %v after the faults",
-		seed, countsText(sched.counts()), o.etcdRestarts, len(o.rep.terms), strings.Join(tokens, " "), o.rep.spawns, o.rep.jobs, o.rep.backupRuns, o.rep.backups, o.rep.backupFiles, time.Duration(o.rep.settle))
+	t.Logf("seed %d: faults %s; %d etcd restarts; %d terms (%s); %d processes; %d job runs; %d backup jobs begun, %d backups recorded and intact, %d backup files complete; %d sessions lost, %d re-opened; %d hooks hung (%d as master, %d stopped); settled %v after the faults",
+		seed, countsText(sched.counts()), o.etcdRestarts, len(o.rep.terms), strings.Join(tokens, " "), o.rep.spawns, o.rep.jobs, o.rep.backupRuns, o.rep.backups, o.rep.backupFiles, o.lost, o.reopened, o.rep.hangs, o.rep.hangsAsMaster, o.rep.hangsStopped, time.Duration(o.rep.settle))
 	if (len(o.rep.violations) > 0 && testing.Verbose()) || *flagHistory {
 		b, _ := os.ReadFile(h.history)
 		t.Logf("history:\n%s", b)
@@ -216,13 +251,17 @@ func (h *harness) runFaults(s schedule) error {
 		at      time.Duration
 		i       int
 		recover bool
+		cut     bool // the cut of a hang fault
 	}
 	var acts []action
 	for i, f := range s.Faults {
 		acts = append(acts, action{at: f.At, i: i})
 		switch f.Kind {
-		case faultKill, faultFreeze, faultCut, faultSlow:
+		case faultKill, faultFreeze, faultCut, faultSlow, faultHang:
 			acts = append(acts, action{at: f.At + f.Dur, i: i, recover: true})
+		}
+		if f.Kind == faultHang && f.Cut {
+			acts = append(acts, action{at: f.At + f.CutAfter, i: i, cut: true})
 		}
 	}
 	sort.SliceStable(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
@@ -238,14 +277,14 @@ func (h *harness) runFaults(s schedule) error {
 			<-timer.C
 		}
 		f := s.Faults[a.i]
-		if !a.recover {
+		if !a.recover && !a.cut {
 			target[a.i] = f.Target
 			if f.Target == anyMaster {
 				if target[a.i] = h.currentMaster(); target[a.i] < 0 {
 					target[a.i] = f.Fallback
 				}
 			}
-			if f.Kind != faultEtcdStop && sole >= 0 && target[a.i] == sole && time.Since(start) < soleUntil {
+			if f.Kind != faultEtcdStop && f.Kind != faultEtcdAll && sole >= 0 && target[a.i] == sole && time.Since(start) < soleUntil {
 				target[a.i] = (sole + 1) % len(h.members)
 			}
 			if f.Sole {
@@ -253,12 +292,15 @@ func (h *harness) runFaults(s schedule) error {
 			}
 		}
 		var m *member
-		if f.Kind != faultEtcdLeader && f.Kind != faultEtcdStop {
+		if f.Kind != faultEtcdLeader && f.Kind != faultEtcdStop && f.Kind != faultEtcdAll {
 			m = h.members[target[a.i]]
 		}
 		verb := "inject"
-		if a.recover {
+		switch {
+		case a.recover:
 			verb = "heal"
+		case a.cut:
+			verb = "cut"
 		}
 		who := "-"
 		if m != nil {
@@ -280,6 +322,15 @@ func (h *harness) runFaults(s schedule) error {
 			m.slow(f.Delay)
 		case f.Kind == faultSlow:
 			m.slow(0)
+		case f.Kind == faultHang && a.cut:
+			m.cut(true)
+		case f.Kind == faultHang && !a.recover:
+			m.hang(true)
+		case f.Kind == faultHang:
+			if f.Cut {
+				m.cut(false)
+			}
+			m.hang(false)
 		case f.Kind == faultCrash:
 			m.signalService(syscall.SIGKILL)
 		case f.Kind == faultEtcdLeader:
@@ -294,6 +345,8 @@ func (h *harness) runFaults(s schedule) error {
 			etcdOps.Add(1)
 			go func() {
 				defer etcdOps.Done()
+				ports.Lock()
+				defer ports.Unlock()
 				h.etcd.Stop(f.Target)
 				if wait := time.Until(start.Add(f.At + f.Dur)); wait > 0 {
 					timer := time.NewTimer(wait)
@@ -306,8 +359,20 @@ func (h *harness) runFaults(s schedule) error {
 					restartErr <- fmt.Errorf("etcd member %d not restarted: %w", f.Target, err)
 					return
 				}
+				if err := h.checkEtcdMember(f.Target); err != nil {
+					restartErr <- err
+					return
+				}
 				h.etcdRestarts.Add(1)
 				h.record("-", recFault, fmt.Sprintf("etcd member %d restarted and healthy", f.Target))
+			}()
+		case f.Kind == faultEtcdAll:
+			etcdOps.Add(1)
+			go func() {
+				defer etcdOps.Done()
+				if err := h.stopEtcd(f.Dur); err != nil {
+					restartErr <- err
+				}
 			}()
 		}
 	}
@@ -318,4 +383,66 @@ func (h *harness) runFaults(s schedule) error {
 	default:
 	}
 	return h.waitEtcdLeader()
+}
+
+// stopEtcd stops every etcd member at once and, once all have stopped and
+// downFor has passed since, restarts them all at once, as etcd comes back
+// after a power cut: the fault etcd-all. It returns once every member is healthy
+// again.
+func (h *harness) stopEtcd(downFor time.Duration) error {
+	ports.Lock()
+	defer ports.Unlock()
+	n := h.etcd.Size()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.etcd.Stop(i)
+		}()
+	}
+	wg.Wait()
+	down := time.Now()
+	h.record("-", recFault, "every etcd member stopped")
+	if wait := time.Until(down.Add(downFor)); wait > 0 {
+		timer := time.NewTimer(wait)
+		<-timer.C
+	}
+	h.record("-", recFault, fmt.Sprintf("heal %s: restart every etcd member", faultEtcdAll))
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	var firstUp sync.Once
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.etcd.Restart(ctx, i); err != nil {
+				errs <- fmt.Errorf("etcd member %d not restarted: %w", i, err)
+				return
+			}
+			firstUp.Do(func() {
+				d := time.Since(down).Nanoseconds()
+				for {
+					cur := h.etcdAllDown.Load()
+					if d <= cur || h.etcdAllDown.CompareAndSwap(cur, d) {
+						break
+					}
+				}
+			})
+			h.etcdRestarts.Add(1)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	for i := range n {
+		if err := h.checkEtcdMember(i); err != nil {
+			return err
+		}
+	}
+	h.record("-", recFault, "every etcd member restarted and healthy")
+	return nil
 }

@@ -30,6 +30,12 @@ const (
 	recObserved    = "observed"     // end of the observation, before the shutdown
 	recBackup      = "backup"       // a backup stored: file=<file> sha256=<hex>
 	recBackupStart = "backup_start" // a backup job began
+
+	recServiceExit = "service_exit" // the harness saw the member's service gone
+
+	recHang         = "hang"          // a hook began to hang: event=<CC_EVENT>
+	recHangStopped  = "hang_stopped"  // ccctl stopped the hanging hook (SIGTERM)
+	recHangReleased = "hang_released" // the hang fault ended first
 )
 
 // The members' backups: DESTINATION/chaos/chaos-YYYYMMDDTHHMMSSZ.txt, each
@@ -132,6 +138,10 @@ type report struct {
 	minGap      int64 // smallest time from a demotion to the next promotion (ns), -1 if none
 	minLostGap  int64 // the same after a master whose session was lost (ccctl exit code 3), -1 if none
 	settle      int64 // from faults_end to a single master (ns), -1 if not measured
+
+	hangs         int // hooks that hung
+	hangsAsMaster int // of them, those that hung in a master's term or as its demotion
+	hangsStopped  int // hooks ccctl stopped while they hung
 }
 
 func (r *report) failf(format string, args ...any) {
@@ -145,15 +155,17 @@ const (
 	stMaster   = "master"
 	stSlave    = "slave"
 	stStopping = "stopping"
+	stFenced   = "fenced" // a master whose service died: a slave, its demotion hook may still show
 )
 
 // transitions is the hook state machine: state -> event -> next state.
 var transitions = map[string]map[string]string{
 	stBoot:     {"start": stStarted, "stopping": stStopping},
 	stStarted:  {"started_as_master": stMaster, "started_as_slave": stSlave, "stopping": stStopping},
-	stMaster:   {"transition_master_to_slave": stSlave, "stopping": stStopping},
-	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "stopping": stStopping},
+	stMaster:   {"transition_master_to_slave": stSlave, "members_added": stMaster, "members_removed": stMaster, "stopping": stStopping},
+	stSlave:    {"transition_slave_to_master": stMaster, "master_changed": stSlave, "members_added": stSlave, "members_removed": stSlave, "stopping": stStopping},
 	stStopping: {},
+	stFenced:   {"transition_master_to_slave": stSlave, "transition_slave_to_master": stMaster, "master_changed": stSlave, "members_added": stSlave, "members_removed": stSlave, "stopping": stStopping},
 }
 
 // check checks a history. ttl is the members' session TTL.
@@ -171,7 +183,9 @@ func check(recs []record, ttl time.Duration) *report {
 	frozen := map[string][]window{}
 	openFreeze := map[string]int64{}
 	var faultsEnd, observed int64 = -1, -1
+	etcdAll := false // all of etcd was restarted during the faults
 	var jobs []record
+	var hungs []hung // hooks that hung, in order
 	var last int64
 	closeTerm := func(m string, p *proc, t int64, why string) {
 		if p.term != nil {
@@ -187,6 +201,7 @@ func check(recs []record, ttl time.Duration) *report {
 			continue
 		case recFaultsEnd:
 			faultsEnd = r.t
+			etcdAll = r.extra == etcdRestartedAll
 			continue
 		case recObserved:
 			observed = r.t
@@ -216,13 +231,49 @@ func check(recs []record, ttl time.Duration) *report {
 		case recBackupStart:
 			rep.backupRuns++
 			continue
+		case recHang:
+			inc := 0
+			if p := procs[r.member]; p != nil && p.alive {
+				inc = p.inc
+			}
+			hungs = append(hungs, hung{rec: r, inc: inc, end: math.MaxInt64})
+			rep.hangs++
+			continue
+		case recHangStopped, recHangReleased:
+			for k := len(hungs) - 1; k >= 0; k-- {
+				if hungs[k].rec.member == r.member && hungs[k].end == math.MaxInt64 {
+					hungs[k].end, hungs[k].how = r.t, r.kind
+					break
+				}
+			}
+			if r.kind == recHangStopped {
+				rep.hangsStopped++
+			}
+			continue
 		}
 		p := procs[r.member]
+		if r.kind == recServiceExit && (p == nil || !p.alive) {
+			continue // the service of a dead ccctl, killed by the harness
+		}
 		if p == nil || !p.alive {
 			rep.failf("%s: %s at %d (line %d) with no live process", r.member, r.kind, r.t, r.line)
 			continue
 		}
+		if r.kind == recServiceExit {
+			// The service of a master is gone (crashed, or killed by ccctl
+			// when the demotion missed its deadline): its term ends.
+			if p.state == stMaster {
+				closeTerm(r.member, p, r.t, recServiceExit)
+				p.state = stFenced
+			}
+			continue
+		}
 		if r.kind == recExit {
+			for k := range hungs {
+				if hungs[k].rec.member == r.member && hungs[k].inc == p.inc && hungs[k].end == math.MaxInt64 {
+					hungs[k].end, hungs[k].how = r.t, "death"
+				}
+			}
 			exits[fmt.Sprintf("%s#%d", r.member, p.inc)] = r.extra
 			closeTerm(r.member, p, r.t, "death")
 			if f, ok := openFreeze[r.member]; ok {
@@ -237,12 +288,14 @@ func check(recs []record, ttl time.Duration) *report {
 			rep.failf("%s#%d: hook %s in state %s at %d (line %d): not a transition of the state machine", r.member, p.inc, r.kind, p.state, r.t, r.line)
 			continue
 		}
-		if next == stMaster {
+		switch {
+		case next == stMaster && p.state == stMaster: // a membership hook: the term goes on
+		case next == stMaster:
 			if r.token <= 0 {
 				rep.failf("%s#%d: %s at %d with token %d; want a positive token", r.member, p.inc, r.kind, r.t, r.token)
 			}
 			p.term = &term{member: r.member, inc: p.inc, token: r.token, from: r.t, to: math.MaxInt64}
-		} else if p.state == stMaster {
+		case p.state == stMaster:
 			closeTerm(r.member, p, r.t, r.kind)
 		}
 		p.state = next
@@ -322,6 +375,8 @@ func check(recs []record, ttl time.Duration) *report {
 		}
 	}
 
+	checkHangs(rep, hungs, frozen)
+
 	// The master-only job: at most once per slot, with a token of the
 	// member's own terms.
 	slots := map[string][]record{}
@@ -374,13 +429,92 @@ func check(recs []record, ttl time.Duration) *report {
 		rep.settle = lastBad - faultsEnd
 		if lastBad == observed {
 			rep.failf("after the faults: no single master at the end of the observation, %v after they stopped", time.Duration(observed-faultsEnd))
-		} else if limit := ttl + time.Second; time.Duration(rep.settle) > limit {
-			rep.failf("after the faults: a single master from %v after they stopped; want within %v (TTL + 1s)", time.Duration(rep.settle), limit)
+		} else if limit := settleLimit(ttl, etcdAll); time.Duration(rep.settle) > limit {
+			how := "TTL + 1s"
+			if etcdAll {
+				how = "TTL + 1s + etcd's lease extension after all of it restarted"
+			}
+			rep.failf("after the faults: a single master from %v after they stopped; want within %v (%s)", time.Duration(rep.settle), limit, how)
 		}
 	} else {
 		rep.failf("history: no faults_end and observed records; want both")
 	}
 	return rep
+}
+
+// hung is a hook that hung: its "hang" record, the incarnation of its
+// member, and when and how it ended (math.MaxInt64 while it did not).
+type hung struct {
+	rec record
+	inc int
+	end int64
+	how string // hang_stopped, hang_released or death
+}
+
+// checkHangs checks the hooks that hung: one that hung in a master's term
+// (or as the demotion hook that ended it, or as its stopping hook) must
+// have ended, stopped by ccctl if need be, before another member's term
+// began after that term: a hook of a former master does not run past the
+// instant its lease can expire on the server. Time during which the member
+// was frozen excuses it, as for two masters.
+func checkHangs(rep *report, hungs []hung, frozen map[string][]window) {
+	for _, h := range hungs {
+		event := strings.TrimPrefix(h.rec.extra, "event=")
+		var own *term
+		for k := range rep.terms {
+			t := &rep.terms[k]
+			if t.member != h.rec.member || t.inc != h.inc || t.from > h.rec.t {
+				continue
+			}
+			if h.rec.t < t.to || ((t.end == event || t.end == recServiceExit) && t.to <= h.rec.t) {
+				own = t
+			}
+		}
+		if own == nil {
+			continue
+		}
+		rep.hangsAsMaster++
+		for _, u := range rep.terms {
+			if u.member == own.member || u.from <= own.from || u.from >= h.end {
+				continue
+			}
+			excused := false
+			for _, fw := range frozen[own.member] {
+				if fw.from < u.from && fw.to > own.from {
+					excused = true
+				}
+			}
+			if excused {
+				continue
+			}
+			end := "never ended"
+			if h.end != math.MaxInt64 {
+				end = fmt.Sprintf("ended by %s %v after it", h.how, time.Duration(h.end-u.from))
+			}
+			rep.failf("hook %s of %s (term %v) hung from %d and ran past the start of %v: %s; want it stopped first", event, own.member, *own, h.rec.t, u, end)
+		}
+	}
+}
+
+// etcdRestartedAll, as the extra of faults_end, says that the whole of etcd
+// was stopped and restarted during the faults.
+const etcdRestartedAll = "etcd-all"
+
+// etcdLeaseExtension is how much longer than its TTL a lease can live when
+// etcd comes back with a new leader: etcd extends every lease by its
+// election timeout (1 s, embedded etcd's default) when a leader takes over,
+// and looks for expired leases every 500 ms.
+const etcdLeaseExtension = 1500 * time.Millisecond
+
+// settleLimit is how long after the faults there must be a single master:
+// TTL + 1 s, for a master that died without resigning; when the whole of
+// etcd was restarted at the end of the faults, the dead master's lease
+// lives etcdLeaseExtension longer.
+func settleLimit(ttl time.Duration, etcdAll bool) time.Duration {
+	if etcdAll {
+		return ttl + time.Second + etcdLeaseExtension
+	}
+	return ttl + time.Second
 }
 
 // subtract returns the parts of ws outside every window of cut.

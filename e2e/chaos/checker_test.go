@@ -78,6 +78,23 @@ func TestCheck(t *testing.T) {
 		{"settles within TTL + 1s", with("9.9 m0 exit 0", "12.5 m1 transition_slave_to_master 9"), ""},
 		{"settles too late", with("9.9 m0 exit 0", "13.5 m1 transition_slave_to_master 9"), "a single master from 3.5s after they stopped; want within 3s"},
 		{"no master at the end", with("9.9 m0 exit 0"), "no single master at the end"},
+		{"settles after all of etcd restarted", with("9.9 m0 exit 0", "10 - faults_end 0 etcd-all", "14.3 m1 transition_slave_to_master 9", "16 - observed 0"), ""},
+		{"settles too late after all of etcd restarted", with("9.9 m0 exit 0", "10 - faults_end 0 etcd-all", "14.6 m1 transition_slave_to_master 9", "16 - observed 0"), "want within 4.5s"},
+		{"demotion hook killed with the service", with("2.0 m0 service_exit 0 pid=7", "2.2 m0 master_changed 9", "2.1 m1 transition_slave_to_master 9"), ""},
+		{"demotion hook after the service's kill", with("2.0 m0 service_exit 0 pid=7", "2.01 m0 transition_master_to_slave 0", "2.1 m1 transition_slave_to_master 9"), ""},
+		{"master goes on after its service died", with("2.0 m0 service_exit 0 pid=7", "2.1 m1 transition_slave_to_master 9", "2.5 m0 transition_slave_to_master 5"), "tokens: got 5 after 9"},
+		{"service of a dead ccctl", with("2.0 m0 exit 0", "2.01 m0 service_exit 0 pid=7", "4.3 m1 transition_slave_to_master 9"), ""},
+		{"slave's service crash", with("2.0 m1 service_exit 0 pid=7", "2.1 m1 stopping 5"), ""},
+		{"without the service's exit", with("2.2 m0 master_changed 9", "2.1 m1 transition_slave_to_master 9"), "two masters at once"},
+		{"membership hooks", with("1.0 m0 members_removed 5", "1.0 m1 members_removed 5", "2.0 m0 members_added 5", "2.0 m2 members_added 5"), ""},
+		{"members_added before the init hook", []string{"0.0 m0 spawn 0", "0.1 m0 start 0", "0.2 m0 members_added 0"}, "not a transition of the state machine"},
+		{"hung demotion hook stopped in time", with("2.0 m0 transition_master_to_slave 0", "2.01 m0 hang 0 event=transition_master_to_slave", "2.5 m0 hang_stopped 0 event=transition_master_to_slave", "4.3 m1 transition_slave_to_master 9"), ""},
+		{"hung demotion hook past the promotion", with("2.0 m0 transition_master_to_slave 0", "2.01 m0 hang 0 event=transition_master_to_slave", "4.5 m0 hang_stopped 0 event=transition_master_to_slave", "4.3 m1 transition_slave_to_master 9"), "hook transition_master_to_slave of m0"},
+		{"hung demotion hook never ended", with("2.0 m0 transition_master_to_slave 0", "2.01 m0 hang 0 event=transition_master_to_slave", "4.3 m1 transition_slave_to_master 9"), "never ended"},
+		{"hung master hook stopped by the loss", with("2.0 m0 members_added 5", "2.01 m0 hang 0 event=members_added", "3.0 m0 hang_stopped 0 event=members_added", "3.0 m0 transition_master_to_slave 0", "4.3 m1 transition_slave_to_master 9"), ""},
+		{"hung master hook ended by death", with("2.0 m0 members_added 5", "2.01 m0 hang 0 event=members_added", "2.5 m0 exit 0", "4.3 m1 transition_slave_to_master 9"), ""},
+		{"hung master hook past a frozen loss", with("2.0 m0 members_added 5", "2.01 m0 hang 0 event=members_added", "2.1 m0 freeze 0", "4.3 m1 transition_slave_to_master 9", "5.0 m0 thaw 0", "5.1 m0 hang_stopped 0 event=members_added", "5.1 m0 transition_master_to_slave 0"), ""},
+		{"hung slave hook", with("2.0 m1 master_changed 5", "2.01 m1 hang 0 event=master_changed", "2.5 m0 exit 0", "4.3 m2 transition_slave_to_master 9", "5.0 m1 hang_released 0 event=master_changed"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := check(hist(t, tc.lines...), 2*time.Second)
@@ -99,6 +116,23 @@ func TestCheckCountsExcusedOverlap(t *testing.T) {
 	}
 	if len(rep.terms) != 2 {
 		t.Errorf("got terms %v; want 2", rep.terms)
+	}
+}
+
+func TestCheckCountsHangs(t *testing.T) {
+	rep := check(hist(t, with(
+		"1.0 m1 master_changed 5", "1.01 m1 hang 0 event=master_changed", "1.5 m1 hang_released 0 event=master_changed",
+		"2.0 m0 members_added 5", "2.01 m0 hang 0 event=members_added", "3.0 m0 hang_stopped 0 event=members_added", "3.0 m0 transition_master_to_slave 0",
+		"3.01 m0 hang 0 event=transition_master_to_slave", "3.5 m0 hang_stopped 0 event=transition_master_to_slave",
+		"4.3 m1 transition_slave_to_master 9")...), 2*time.Second)
+	if len(rep.violations) > 0 {
+		t.Fatalf("got violations %v; want none", rep.violations)
+	}
+	if len(rep.terms) != 2 || rep.terms[0].from != 200_000_000 {
+		t.Errorf("got terms %v; want 2, the first from 0.2s (a membership hook does not begin a term)", rep.terms)
+	}
+	if rep.hangs != 3 || rep.hangsAsMaster != 2 || rep.hangsStopped != 2 {
+		t.Errorf("got %d hangs, %d as master, %d stopped; want 3, 2, 2", rep.hangs, rep.hangsAsMaster, rep.hangsStopped)
 	}
 }
 

@@ -6,7 +6,7 @@
 // in one shared history, and checks that history. Its tests are behind the
 // build tag e2e:
 //
-//	go test -tags e2e -short ./e2e/chaos/                       # 20 seeds of 6 s, about 3 minutes
+//	go test -tags e2e -short ./e2e/chaos/                       # 20 seeds of 6 s, about 4 minutes
 //	go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seeds 500 -chaos.duration 30s
 //	go test -tags e2e -run 'TestChaos$' ./e2e/chaos/ -chaos.seed 17  # replay one seed
 //
@@ -53,6 +53,21 @@
 // etcd is stable when the faults stop (etcd extends every lease when its
 // leader changes).
 //
+// One seed in three that stops no single etcd member stops every etcd
+// member at once (etcd-all) and restarts them all TTL + 0.5 s to TTL + 1.5 s
+// after the last one stopped: every session is lost, and every member must
+// ride the outage through. While some of a seed's etcd members are stopped
+// no other seed takes free ports (so that none takes theirs), and a
+// restarted member must answer with its own cluster id.
+//
+// Per 6 s of phase, with probability 1/2, a member's hooks hang (hang):
+// every hook but start and the init hooks that starts while the fault lasts
+// appends its line, then "hang", and waits until the fault ends
+// ("hang_released"), ccctl stops it with SIGTERM ("hang_stopped") or its
+// ccctl dies. Half of these faults also cut the member off from etcd from
+// 0.3 to 1 s after their start to their end, so that the leadership is lost
+// while a hook (a promotion's, or the demotion's own) hangs.
+//
 // A member whose ccctl exits (the session lost, the service crashed) is
 // restarted after 200 ms unless a SIGKILL fault holds it down. The schedule
 // is a function of the seed only: a failing seed prints its seed and its
@@ -63,20 +78,30 @@
 //
 //   - No two members are master at once. A term runs from the start of its
 //     promotion hook (started_as_master, transition_slave_to_master) to the
-//     start of its demotion hook (transition_master_to_slave, stopping) or
-//     the death of the process. Time during which a member is frozen by
+//     start of its demotion hook (transition_master_to_slave, stopping), the
+//     end of its service ("service_exit", which the harness records at most
+//     5 ms late: ccctl kills the service, and the demotion hook with it,
+//     when the demotion misses its deadline, and that hook may have had no
+//     time to write its line) or the death of the process. Time during which a member is frozen by
 //     SIGSTOP does not count, and neither do the first 500 ms after its
 //     SIGCONT when the member holds the older token and was frozen before
 //     the newer term began: ccctl documents that a frozen process acts on
 //     the loss only when it runs again, and the fencing token covers that
 //     window.
+//   - A hook that hung in a master's term, or as the demotion or stopping
+//     hook that ended it, ended (ccctl stopped it if need be) before another
+//     member's term began; time frozen excuses it, as above.
 //   - Fencing tokens strictly increase from one term to the next.
 //   - Each member's hooks follow the state machine: start, then
 //     started_as_master or started_as_slave, then transitions that match the
 //     role, master_changed only on a slave, nothing after stopping.
 //   - Once the faults have stopped (everything healed and etcd has a
 //     leader), there is exactly one master within TTL + 1 s, and it stays
-//     the only one until the end of the observation.
+//     the only one until the end of the observation. After an etcd-all the
+//     bound is 1.5 s longer: a master that died during the outage holds its
+//     lease until it expires, and etcd extends every lease by its election
+//     timeout (1 s) when it comes back with a new leader, then looks for
+//     expired ones every 500 ms.
 //   - Every slot of the master-only job ran at most once, on a member that
 //     held a term with the token the job was given.
 //   - No backup is lost and none is partial. Besides the tick job, every
@@ -93,6 +118,10 @@
 //     backup is in the folder byte-identical, and that every file named
 //     chaos-YYYYMMDDTHHMMSSZ.txt holds exactly one complete record (its
 //     first line, filler, and the trailer line).
+//
+// Each seed reports how many sessions its members lost and re-opened
+// (counted from their logs: "session lost; reconnecting", "rejoined with a
+// new session"), and the run their totals.
 //
 // Not checked: the service's own writes (see e2e's drills for a fenced
 // store); that a backup interrupted by a fault leaves no temporary file

@@ -55,6 +55,12 @@ func buildCCCTL(t *testing.T, dir, tags string) string {
 	return bin
 }
 
+// ports is held for reading while a seed takes free loopback ports (its etcd
+// cluster and its proxies), and for writing while some of a seed's etcd
+// members are stopped: the ports they freed are then not taken by another
+// seed's etcd or proxy, which the stopped members' clients would reach.
+var ports sync.RWMutex
+
 // harness runs one seed: an etcd cluster, the members and the history.
 type harness struct {
 	t       *testing.T
@@ -69,6 +75,8 @@ type harness struct {
 	members []*member
 
 	etcdRestarts atomic.Int64 // etcd members restarted and healthy again
+	etcdAllDown  atomic.Int64 // the longest time every etcd member was down (ns)
+	clusterID    uint64       // of the seed's etcd cluster
 
 	histMu sync.Mutex
 	ctx    context.Context // cancelled at shutdown: no more restarts
@@ -78,19 +86,21 @@ type harness struct {
 
 // member is one ccctl member and its successive processes.
 type member struct {
-	h       *harness
-	id      string
-	proxies []*etcdtest.Proxy // one per etcd member
-	env     []string
-	logPath string
-	pidFile string
-	wake    chan struct{} // a kill fault ended
+	h        *harness
+	id       string
+	proxies  []*etcdtest.Proxy // one per etcd member
+	env      []string
+	logPath  string
+	pidFile  string
+	hangFile string        // while it exists, the member's hooks hang
+	wake     chan struct{} // a kill fault ended
 
 	mu      sync.Mutex
 	cur     *incarnation // nil while down
 	hold    int          // kill faults in progress
 	cuts    int
 	slows   int
+	hangs   int
 	freezes int
 	frozen  *incarnation // the process frozen by SIGSTOP, if any
 }
@@ -104,6 +114,8 @@ type incarnation struct {
 func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Duration) *harness {
 	t.Helper()
 	dir := t.TempDir()
+	ports.RLock()
+	defer ports.RUnlock()
 	h := &harness{
 		t: t, bin: bin, dir: dir, ttl: ttl,
 		history: filepath.Join(dir, "history"),
@@ -118,6 +130,9 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 	}
 	t.Cleanup(func() { cli.Close() })
 	h.cli = cli
+	if h.clusterID, err = h.etcdClusterID(0); err != nil {
+		t.Fatalf("etcd cluster id: %v", err)
+	}
 	t.Cleanup(func() {
 		// etcd members take about a second each to stop: stop them
 		// together (etcdtest's own cleanup then has nothing left to do).
@@ -146,6 +161,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 		}
 		m.logPath = filepath.Join(dir, m.id+".log")
 		m.pidFile = filepath.Join(dir, m.id+".pid")
+		m.hangFile = filepath.Join(dir, m.id+".hang")
 		m.env = append(os.Environ(),
 			"ETCD_ENDPOINTS="+strings.Join(eps, ","),
 			"ENVIRONMENT=chaos",
@@ -158,6 +174,7 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 			envHistory+"="+h.history,
 			envCCCTL+"="+bin,
 			envPIDFile+"="+m.pidFile,
+			envHang+"="+m.hangFile,
 			"BACKUP_DESTINATION_FOLDER="+h.backups,
 			"CCCTL_BACKUP_LAST_TO_KEEP=unlimited", // pruning runs and keeps every backup
 		)
@@ -167,12 +184,15 @@ func newHarness(t *testing.T, bin string, seed int64, members int, ttl time.Dura
 }
 
 // configYAML is the members' configuration: every role hook and the
-// master-only jobs (tick and backup) run the test binary as a helper.
+// master-only jobs (tick and backup) run the test binary as a helper. With
+// the membership hooks, a master is often in a hook (members_added after a
+// restart) when its leadership is lost: the hook must be stopped, and the
+// demotion started, at once.
 func configYAML(helper string) string {
 	q := strconv.Quote(helper)
 	var b strings.Builder
 	b.WriteString("hooks:\n  timeout: 10s\n")
-	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "stopping"} {
+	for _, h := range []string{"start", "started_as_master", "started_as_slave", "transition_slave_to_master", "transition_master_to_slave", "master_changed", "members_added", "members_removed", "stopping"} {
 		fmt.Fprintf(&b, "  %s: [%s, %s]\n", h, q, helperHook)
 	}
 	fmt.Fprintf(&b, "jobs:\n  - name: tick\n    schedule: \"@every 1s\"\n    role: master\n    timeout: 5s\n    command: [%s, %s]\n", q, helperJob)
@@ -196,15 +216,58 @@ func (h *harness) recordAt(t int64, member, kind, extra string) {
 	}
 }
 
-// start starts every member's supervisor.
+// start starts every member's supervisor and service watcher.
 func (h *harness) start() {
 	for _, m := range h.members {
-		h.wg.Add(1)
+		h.wg.Add(2)
 		go func() {
 			defer h.wg.Done()
 			m.supervise(h.ctx)
 		}()
+		go func() {
+			defer h.wg.Done()
+			m.watchService(h.ctx)
+		}()
 	}
+}
+
+// serviceWatch is how often watchService looks at the member's service.
+const serviceWatch = 5 * time.Millisecond
+
+// watchService records "service_exit" when the member's service process is
+// gone (looked at every serviceWatch, so the record is at most that late),
+// until ctx is done. ccctl kills a master's service when its demotion
+// misses its deadline, together with the demotion hook, which may have no
+// time to write its own line: the service's end then ends the term.
+func (m *member) watchService(ctx context.Context) {
+	tick := time.NewTicker(serviceWatch)
+	defer tick.Stop()
+	pid := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if pid != 0 && gone(pid) {
+			m.h.record(m.id, recServiceExit, fmt.Sprintf("pid=%d", pid))
+			pid = 0
+		}
+		if p := m.servicePID(); p != 0 && p != pid && !gone(p) {
+			pid = p
+		}
+	}
+}
+
+// gone reports whether process pid has exited (a zombie included).
+func gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 // supervise keeps the member running: it starts a process, waits for it to
@@ -407,6 +470,28 @@ func (m *member) cut(on bool) {
 	}
 }
 
+// hang makes the hooks that start from now on hang (on), or releases
+// them once no hang fault is left (off).
+func (m *member) hang(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if on {
+		m.hangs++
+	} else {
+		m.hangs--
+	}
+	switch {
+	case on && m.hangs == 1:
+		if err := os.WriteFile(m.hangFile, nil, 0o600); err != nil {
+			m.h.t.Errorf("%s: hang: %v", m.id, err)
+		}
+	case !on && m.hangs == 0:
+		if err := os.Remove(m.hangFile); err != nil {
+			m.h.t.Errorf("%s: release the hooks: %v", m.id, err)
+		}
+	}
+}
+
 func (m *member) slow(d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -589,4 +674,28 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// etcdClusterID returns the cluster id etcd member i answers with.
+func (h *harness) etcdClusterID(i int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := h.cli.Status(ctx, h.etcd.Endpoint(i))
+	if err != nil {
+		return 0, err
+	}
+	return st.Header.ClusterId, nil
+}
+
+// checkEtcdMember returns an error unless etcd member i, restarted, is a
+// member of the seed's own cluster.
+func (h *harness) checkEtcdMember(i int) error {
+	id, err := h.etcdClusterID(i)
+	if err != nil {
+		return fmt.Errorf("etcd member %d after its restart: %w", i, err)
+	}
+	if id != h.clusterID {
+		return fmt.Errorf("etcd member %d after its restart: got cluster id %x; want %x (its port was taken by another cluster)", i, id, h.clusterID)
+	}
+	return nil
 }

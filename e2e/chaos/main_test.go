@@ -46,6 +46,7 @@ const (
 	envHistory = "CHAOS_HISTORY" // the history file
 	envCCCTL   = "CHAOS_CCCTL"   // the ccctl binary: a helper whose parent is not it writes nothing
 	envPIDFile = "CHAOS_PIDFILE" // where the service writes its pid
+	envHang    = "CHAOS_HANG"    // while this file exists, hooks hang
 )
 
 func TestMain(m *testing.M) {
@@ -104,9 +105,59 @@ func helper(mode string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		if mode == helperHook && hangs(os.Getenv("CC_EVENT")) {
+			if _, err := os.Stat(os.Getenv(envHang)); err == nil {
+				return hang()
+			}
+		}
 		return 0
 	}
 	return 2
+}
+
+// hangs reports whether a hook of event hangs under a hang fault: every
+// hook but start and the init hooks, which ccctl documents it does not stop
+// when the leadership is lost (they run before the service starts).
+func hangs(event string) bool {
+	switch event {
+	case "start", "started_as_master", "started_as_slave":
+		return false
+	}
+	return true
+}
+
+// hang is a hook that hangs: it appends "hang" to the history, then waits
+// until the hang fault ends ("hang_released"), ccctl stops it with SIGTERM
+// ("hang_stopped") or its ccctl is gone (nothing). SIGKILL ends it with
+// nothing written either.
+func hang() int {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	event := "event=" + os.Getenv("CC_EVENT")
+	write := func(kind string) {
+		now := monotonic()
+		if parentIsCCCTL() {
+			_ = appendLine(os.Getenv(envHistory), fmt.Sprintf("%d %s %s 0 %s\n", now, os.Getenv("CC_INSTANCE_ID"), kind, event))
+		}
+	}
+	write(recHang)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sig:
+			write(recHangStopped)
+			return 1
+		case <-tick.C:
+			if !parentIsCCCTL() {
+				return 0
+			}
+			if _, err := os.Stat(os.Getenv(envHang)); err != nil {
+				write(recHangReleased)
+				return 0
+			}
+		}
+	}
 }
 
 // appendLine appends one line to path with a single write on an O_APPEND

@@ -22,6 +22,8 @@ const (
 	faultCrash      kind = "crash"       // SIGKILL of the service only
 	faultEtcdLeader kind = "etcd-leader" // MoveLeader to another etcd member
 	faultEtcdStop   kind = "etcd-stop"   // stop one etcd member, restart it after the duration
+	faultEtcdAll    kind = "etcd-all"    // stop every etcd member, restart them all the duration after all stopped
+	faultHang       kind = "hang"        // the member's hooks hang while it lasts (cut off from etcd from CutAfter, if Cut)
 )
 
 // anyMaster as a fault's target means the member that is master when the
@@ -35,6 +37,11 @@ type fault struct {
 	Target   int           // member index, or anyMaster; etcd member for etcd-stop
 	Fallback int           // member index used when Target is anyMaster and no master is known
 	Delay    time.Duration // for slow
+	// Cut, for hang, also cuts the member off from etcd from CutAfter
+	// after the fault's start to its end, so that the leadership is lost
+	// while a hook hangs.
+	Cut      bool
+	CutAfter time.Duration
 	// Sole makes the member this fault hits the target of no other fault
 	// while it lasts: another fault resolved to it hits the next member.
 	Sole bool
@@ -51,6 +58,14 @@ func (f fault) String() string {
 		return fmt.Sprintf("%8v %-11s", ms(f.At), f.Kind)
 	case faultEtcdStop:
 		return fmt.Sprintf("%8v %-11s etcd member %d, restarted %v after the start of its stop", ms(f.At), f.Kind, f.Target, ms(f.Dur))
+	case faultEtcdAll:
+		return fmt.Sprintf("%8v %-11s every etcd member, restarted %v after all stopped", ms(f.At), f.Kind, ms(f.Dur))
+	case faultHang:
+		cut := ""
+		if f.Cut {
+			cut = fmt.Sprintf(", cut off from etcd from %v on", ms(f.CutAfter))
+		}
+		return fmt.Sprintf("%8v %-11s %s's hooks for %v%s", ms(f.At), f.Kind, target, ms(f.Dur), cut)
 	case faultCrash:
 		return fmt.Sprintf("%8v %-11s %s", ms(f.At), f.Kind, target)
 	case faultSlow:
@@ -99,7 +114,7 @@ func (s schedule) etcdQuietCut() bool {
 		}
 	}
 	for _, f := range s.Faults {
-		if (f.Kind == faultEtcdLeader || f.Kind == faultEtcdStop) && f.At < end {
+		if (f.Kind == faultEtcdLeader || f.Kind == faultEtcdStop || f.Kind == faultEtcdAll) && f.At < end {
 			return false
 		}
 	}
@@ -157,6 +172,7 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 	// restarted 0.5 to 2 s later (on its data, rejoining the cluster; two
 	// stopped at once would leave etcd without a quorum). Stopping takes
 	// about a second: the restart begins once the stop is done.
+	etcdStop := false
 	if etcdUntil > 0 {
 		for range max(1, int(d/(6*time.Second))) {
 			if rng.IntN(3) < 2 {
@@ -167,7 +183,44 @@ func newSchedule(seed int64, members int, d, ttl time.Duration) schedule {
 			f := fault{At: dur(0, etcdUntil), Kind: faultEtcdStop, Target: rng.IntN(3)}
 			f.Dur = dur(500*time.Millisecond, 2*time.Second)
 			s.Faults = append(s.Faults, f)
+			etcdStop = true
 		}
+	}
+	// The faults below are drawn after those above, so that a seed's
+	// schedule of the faults above is what it was before they existed.
+	//
+	// With probability 1/3 when no member of etcd is stopped already, the
+	// whole of etcd stopped for longer than the TTL (TTL + 0.5 s to TTL +
+	// 1.5 s from the moment all have stopped, which takes a second or more,
+	// to the start of the restart): every session is lost, every member
+	// rides the outage through and rejoins.
+	if etcdUntil > 0 && !etcdStop && rng.IntN(3) == 0 {
+		f := fault{At: dur(0, etcdUntil), Kind: faultEtcdAll}
+		f.Dur = min(dur(ttl+500*time.Millisecond, ttl+1500*time.Millisecond), d-f.At)
+		s.Faults = append(s.Faults, f)
+	}
+	// Per 6 s of phase, with probability 1/2, a member's hooks hang (each
+	// hook that starts meanwhile hangs until the fault ends or ccctl stops
+	// it); half of them also cut the member off from etcd long enough for
+	// another member to take over, so that the leadership is lost while a
+	// hook (the demotion's own, or one that began before) hangs.
+	for range max(1, int(d/(6*time.Second))) {
+		if rng.IntN(2) != 0 {
+			continue
+		}
+		f := fault{Kind: faultHang}
+		f.Target, f.Fallback = member()
+		if f.Cut = rng.IntN(2) == 0; f.Cut {
+			f.CutAfter = dur(300*time.Millisecond, time.Second)
+			f.Dur = f.CutAfter + ttl + dur(1200*time.Millisecond, 2*time.Second)
+		} else {
+			f.Dur = dur(ttl, 2*ttl+time.Second)
+		}
+		if f.Dur >= d {
+			continue
+		}
+		f.At = dur(0, d-f.Dur)
+		s.Faults = append(s.Faults, f)
 	}
 	sort.SliceStable(s.Faults, func(i, j int) bool { return s.Faults[i].At < s.Faults[j].At })
 	return s
