@@ -83,18 +83,9 @@ func (l *loop) stop(code int, err error) { l.c.requestStop(code, err) }
 func (l *loop) run() {
 	c := l.c
 	c.log.Info("starting", "service", fmt.Sprint(c.cfg.Service.Argv))
-	if err := l.publishWithin(l.bctx, backendTimeout, coordinator.StateStarting); err != nil {
-		l.stop(ExitBackendUnavailable, fmt.Errorf("register: %w", err))
+	if !l.firstRegister() {
 		return
 	}
-	wctx, cancel := context.WithCancel(l.bctx)
-	l.watchCancel = cancel
-	w, err := c.coord.Watch(wctx)
-	if err != nil {
-		l.stop(ExitBackendUnavailable, fmt.Errorf("watch: %w", err))
-		return
-	}
-	l.watch = w
 
 	l.started = true
 	if err := l.runHooks(HookStart, coordinator.RoleNone, nil, nil); err != nil {
@@ -138,6 +129,34 @@ func (l *loop) run() {
 		}
 	}
 	l.loop()
+}
+
+// firstRegister publishes the first record and opens the watch, and
+// reports whether it did. A backend that does not answer in time stops the
+// controller with ExitBackendUnavailable; a session that ended meanwhile
+// (it may have waited out an earlier process's record of the same id) is
+// replaced, as after an outage, instead.
+func (l *loop) firstRegister() bool {
+	c := l.c
+	err := l.publishWithin(l.bctx, backendTimeout, coordinator.StateStarting)
+	if err != nil {
+		err = fmt.Errorf("register: %w", err)
+	} else {
+		wctx, cancel := context.WithCancel(l.bctx)
+		l.watchCancel = cancel
+		l.watch, err = c.coord.Watch(wctx)
+		if err != nil {
+			err = fmt.Errorf("watch: %w", err)
+		}
+	}
+	switch {
+	case err == nil:
+		return true
+	case c.coord.Err() != nil:
+		return l.rejoin()
+	}
+	l.stop(ExitBackendUnavailable, err)
+	return false
 }
 
 // fail stops the controller with code and err and marks the member failed.

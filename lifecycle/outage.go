@@ -252,7 +252,9 @@ func (l *loop) rejoin() bool {
 			c.metrics.reopened.Inc()
 			c.log.Info("rejoined with a new session", "attempts", attempt, "after", c.cfg.Clock.Since(begin).Round(time.Millisecond), "role", l.role)
 			l.resetView()
-			l.startCampaign()
+			if l.started { // else the campaign starts after the start hook, as always
+				l.startCampaign()
+			}
 			return true
 		}
 		if errors.Is(err, coordinator.ErrSessionClosed) && c.coord.Err() == nil {

@@ -419,3 +419,32 @@ func TestEtcdDemotionHardDeadline(t *testing.T) {
 	a.stop(t)
 	b.stop(t)
 }
+
+// TestSessionEndedBeforeFirstRegister: a session that ended before the
+// controller registered (it may have waited out an earlier process's
+// record of its id meanwhile) is replaced, as after an outage: no exit 3.
+func TestSessionEndedBeforeFirstRegister(t *testing.T) {
+	h := newHarness(t)
+	a := h.run("a")
+	a.waitLines(t, 2)
+	b := h.newMember("b", nil)
+	old := b.coord
+	memorytest.Partition(old, true)
+	waitFor(t, "b's first session to end", func() bool {
+		h.clk.Advance(100 * time.Millisecond)
+		return old.Err() != nil
+	})
+	memorytest.Partition(old, false)
+	h.start(b)
+	waitFor(t, "b to rejoin and run as slave", func() bool {
+		h.clk.Advance(100 * time.Millisecond)
+		n := b.ctl.Coordinator()
+		return n != coordinator.Coordinator(old) && n.Err() == nil && b.ctl.Status().Role == coordinator.RoleSlave
+	})
+	if b.exited() {
+		t.Fatalf("b exited (%d, %v); want it to open a new session", b.code, b.err)
+	}
+	if got := strs(b.waitLines(t, 2)); !strings.HasPrefix(got[0], "start ") || !strings.HasPrefix(got[1], "started_as_slave ") {
+		t.Errorf("b's hooks: %q; want start, then started_as_slave", got)
+	}
+}
