@@ -504,29 +504,20 @@ func (l *leadership) monitor(ctx context.Context) {
 		l.mu.Unlock()
 		return true
 	}
-	for ctx.Err() == nil {
-		// Read the keys, then follow them from there; again when the watch
-		// ends (compaction, error).
-		st, err := c.getState(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			_ = c.backoff(ctx, retryDelay) // the loop checks ctx
-			continue
-		}
-		if !follow(st) {
+	// The keys as read, then as the watch changes them; read again when
+	// the watch ends (compaction, error). A read that fails is retried
+	// quietly: the session's deadline, not the monitor, bounds a term
+	// that etcd cannot confirm.
+	f := c.newFollower("", func(ctx context.Context) (electionState, error) { return c.getState(ctx) })
+	f.anyLeader = true
+	defer f.stop()
+	for {
+		st, err := f.current(ctx, ctx, func(ctx context.Context) error { return ctx.Err() })
+		if err != nil || !follow(st) {
 			return
 		}
-		wch := c.cli.Watch(ctx, c.keys.waitFrom, clientv3.WithRange(c.keys.waitEnd), clientv3.WithRev(st.rev+1))
-		for wr := range wch {
-			if wr.CompactRevision != 0 || wr.Err() != nil {
-				break
-			}
-			st.apply(c, wr.Events)
-			if !follow(st) {
-				return
-			}
+		if _, err := f.wait(ctx, true, nil, nil); err != nil {
+			return
 		}
 	}
 }

@@ -176,9 +176,14 @@ func (c *Coordinator) readElection(ctx context.Context, count bool) (electionSta
 // requests only; it then keeps the leader key as it last read it).
 type follower struct {
 	c *Coordinator
-	// read reads the state; op names it in a warning when it fails.
+	// read reads the state; op names it in a warning when it fails ("":
+	// no warning).
 	read func(ctx context.Context) (electionState, error)
 	op   string
+	// anyLeader: the watch goes on while the etcd member it is on has no
+	// leader (a term's monitor: no change can be committed then anyway),
+	// rather than breaking at once (a campaign's, which reads again).
+	anyLeader bool
 
 	st    electionState
 	stale bool // st must be read again
@@ -202,7 +207,9 @@ func (f *follower) current(ctx, rctx context.Context, done func(ctx context.Cont
 			if err := done(ctx); err != nil {
 				return electionState{}, err
 			}
-			f.c.log.Warn(f.op+": read election", "err", err)
+			if f.op != "" {
+				f.c.log.Warn(f.op+": read election", "err", err)
+			}
 			if err := f.c.backoff(ctx, retryDelay); err != nil {
 				return electionState{}, err
 			}
@@ -237,7 +244,7 @@ func (f *follower) wait(ctx context.Context, all bool, due, recount <-chan time.
 			f.stale = true
 			return wakeStale, nil
 		}
-		f.w = f.c.newWaiter(f.st.rev, all)
+		f.w = f.c.newWaiter(f.st.rev, all, !f.anyLeader)
 	}
 	what, err := f.w.next(ctx, &f.st, due, recount)
 	if err != nil {
@@ -268,15 +275,21 @@ type waiter struct {
 	ch     clientv3.WatchChan
 }
 
-func (c *Coordinator) newWaiter(rev int64, all bool) *waiter {
+// newWaiter watches the keys from revision rev+1: all of them, or all but
+// the leader key; requireLeader breaks the watch when the etcd member it
+// is on has no leader.
+func (c *Coordinator) newWaiter(rev int64, all, requireLeader bool) *waiter {
 	ctx, cancel := context.WithCancel(c.bg)
 	w := &waiter{c: c, all: all, cancel: cancel}
 	end := c.keys.waitEnd
 	if !all {
 		end = c.keys.heirEnd
 	}
-	w.ch = c.cli.Watch(clientv3.WithRequireLeader(ctx), c.keys.waitFrom,
-		clientv3.WithRange(end), clientv3.WithRev(rev+1))
+	wctx := ctx
+	if requireLeader {
+		wctx = clientv3.WithRequireLeader(ctx)
+	}
+	w.ch = c.cli.Watch(wctx, c.keys.waitFrom, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 	return w
 }
 
@@ -308,6 +321,9 @@ func (w *waiter) next(ctx context.Context, st *electionState, due, recount <-cha
 	case <-recount:
 		return wakeRecount, nil
 	case resp, ok := <-w.ch:
+		if ok && resp.CompactRevision != 0 {
+			return wakeStale, nil // read again at once: the read cannot be compacted
+		}
 		if !ok || resp.Canceled || resp.Err() != nil {
 			if err := c.backoff(ctx, retryDelay); err != nil {
 				return 0, err
