@@ -28,9 +28,12 @@ import clientv3 "go.etcd.io/etcd/client/v3"
 //     by hand, with no lease, is ignored).
 //   - No term is granted to a session past its deadline, and a leader acts
 //     only before it: the session's local deadline (session.go: send time
-//     of the last acknowledged renewal + TTL - Margin) ends the term
-//     (Leadership.Done closed, in lose) before etcd can expire the lease,
-//     and won refuses a term once the session has ended.
+//     of the last acknowledged renewal + TTL - Margin) ends the session
+//     before etcd can expire the lease, and session.lose ends the term
+//     first (onEnd, Coordinator.sessionEnded: Leadership.Done closed
+//     before Session.Done); won grants a term only while the session
+//     lives (session.add, under the mutex where sessionEnded takes the
+//     term).
 //   - Tokens strictly increase: a new term's key is created by a new
 //     revision, and decide never adopts the term this handle ended last
 //     (self.ended), whose key may linger while its release is retried.

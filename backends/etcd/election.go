@@ -42,7 +42,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 	// (ctx alone would leave it to the caller's deadline).
 	rctx, cancelRequests := context.WithCancel(ctx)
 	defer cancelRequests()
-	defer context.AfterFunc(c.bg, cancelRequests)()
+	defer context.AfterFunc(c.s.ctx, cancelRequests)()
 
 	// The member records are counted once per campaign, with its first
 	// read, then now and then while it waits (pacer): a count walks every
@@ -73,7 +73,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 		}
 		d := decide(st, c.self())
 		if d.act == actAdopt {
-			handedOver := st.heirIs(c.lease)
+			handedOver := st.heirIs(c.s.lease)
 			if handedOver {
 				// The place is left after the term began, so that the
 				// others, who wake for it, do not stand between the
@@ -117,7 +117,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 func (c *Coordinator) self() self {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return self{id: c.cfg.ID, lease: c.lease, ended: c.lastEnded}
+	return self{id: c.cfg.ID, lease: c.s.lease, ended: c.lastEnded}
 }
 
 // attempt sends the transaction of act (actLead or actClaim) for st. It
@@ -173,7 +173,7 @@ func (c *Coordinator) backoff(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.done:
+	case <-c.s.done:
 		return c.check("campaign")
 	}
 }
@@ -234,12 +234,12 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 		heirRev = st.heir.ModRevision
 	}
 	vacant, clear := c.vacantLeaders(st)
-	ops := append(clear, clientv3.OpPut(own, c.cfg.ID, clientv3.WithLease(c.lease)))
+	ops := append(clear, clientv3.OpPut(own, c.cfg.ID, clientv3.WithLease(c.s.lease)))
 	if st.switchover != nil {
 		// The request is fulfilled by this term.
 		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
 	}
-	if st.heirIs(c.lease) {
+	if st.heirIs(c.s.lease) {
 		ops = append(ops, clientv3.OpDelete(c.keys.heir))
 	}
 	resp, err := c.cli.Txn(ctx).If(append(vacant,
@@ -267,7 +267,7 @@ func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, e
 	resp, err := c.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", heirRev),
 	).Then(
-		clientv3.OpPut(c.keys.heir, c.cfg.ID, clientv3.WithLease(c.lease)), c.readOp(),
+		clientv3.OpPut(c.keys.heir, c.cfg.ID, clientv3.WithLease(c.s.lease)), c.readOp(),
 	).Else(c.readOp()).Commit()
 	if err != nil {
 		return false, err
@@ -302,7 +302,7 @@ func (c *Coordinator) leaderKeyOp() clientv3.Op {
 
 // deleteOwnOp deletes key if it is bound to this session's lease.
 func (c *Coordinator) deleteOwnOp(key string) clientv3.Op {
-	return clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", c.lease)},
+	return clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", c.s.lease)},
 		[]clientv3.Op{clientv3.OpDelete(key)}, nil)
 }
 
@@ -310,7 +310,7 @@ func (c *Coordinator) deleteOwnOp(key string) clientv3.Op {
 // always, only while the session lives: once it has ended, its lease takes
 // its keys with it.
 func (c *Coordinator) drop(always bool, what string, ops ...clientv3.Op) {
-	parent := c.bg
+	parent := c.s.ctx
 	if always {
 		parent = context.Background()
 	} else if c.check("campaign") != nil {
@@ -327,17 +327,19 @@ func (c *Coordinator) drop(always bool, what string, ops ...clientv3.Op) {
 // the history records it in the background (handedOver: a resigning
 // leader handed over; switchover: a switchover named this member).
 func (c *Coordinator) won(token int64, handedOver, switchover bool) (coordinator.Leadership, error) {
-	mctx, cancel := context.WithCancel(c.bg)
+	mctx, cancel := context.WithCancel(c.s.ctx)
 	l := &leadership{c: c, token: token, done: make(chan struct{}), cancel: cancel}
 	c.mu.Lock()
-	if c.err != nil || c.closing {
+	// Under c.mu, where the session's end takes the term (sessionEnded):
+	// either the session still lives and its end will end this term, or
+	// no term is granted.
+	if !c.s.add() {
 		c.mu.Unlock()
 		cancel()
 		c.abandon(true)
 		return nil, fmt.Errorf("campaign %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
 	}
 	c.leader = l
-	c.wg.Add(1) // under c.mu, so never after Close began waiting
 	c.mu.Unlock()
 	go l.monitor(mctx)
 	c.log.Info("leadership won", "token", token)
@@ -467,16 +469,16 @@ func (c *Coordinator) release(ctx context.Context, token int64, view electionSta
 // releaseLater retries release until it succeeds or the session ends.
 func (c *Coordinator) releaseLater(token int64) {
 	for {
-		if err := c.backoff(c.bg, retryDelay); err != nil {
+		if err := c.backoff(c.s.ctx, retryDelay); err != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.cfg.DialTimeout)
 		err := c.release(ctx, token, electionState{})
 		cancel()
 		if err == nil {
 			return
 		}
-		if c.bg.Err() != nil {
+		if c.s.ctx.Err() != nil {
 			return
 		}
 		c.log.Warn("resign: release leader key", "token", token, "err", err)
@@ -488,7 +490,7 @@ func (c *Coordinator) releaseLater(token int64) {
 // view of the heir's place and the control keys that Resign hands over by.
 func (l *leadership) monitor(ctx context.Context) {
 	c := l.c
-	defer c.wg.Done()
+	defer c.s.wg.Done()
 	own := c.keys.leaderOf(c.cfg.ID)
 	// follow ends the term unless st shows its key, else keeps st as the
 	// view.

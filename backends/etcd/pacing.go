@@ -131,7 +131,7 @@ func (c *Coordinator) recount() {
 	}
 	if !c.spawn(func() {
 		defer c.counting.Store(false)
-		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.cfg.DialTimeout)
 		defer cancel()
 		resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {

@@ -279,7 +279,7 @@ type waiter struct {
 // the leader key; requireLeader breaks the watch when the etcd member it
 // is on has no leader.
 func (c *Coordinator) newWaiter(rev int64, all, requireLeader bool) *waiter {
-	ctx, cancel := context.WithCancel(c.bg)
+	ctx, cancel := context.WithCancel(c.s.ctx)
 	w := &waiter{c: c, all: all, cancel: cancel}
 	end := c.keys.waitEnd
 	if !all {
@@ -314,7 +314,7 @@ func (w *waiter) next(ctx context.Context, st *electionState, due, recount <-cha
 	select {
 	case <-ctx.Done():
 		return 0, ctx.Err()
-	case <-c.done:
+	case <-c.s.done:
 		return 0, c.check("campaign")
 	case <-due:
 		return wakeTurn, nil

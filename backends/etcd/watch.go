@@ -176,7 +176,7 @@ func (c *Coordinator) watchLoop(ctx context.Context, ch chan<- coordinator.Event
 			case ch <- ev:
 			case <-ctx.Done():
 				return false
-			case <-c.done:
+			case <-c.s.done:
 				return false
 			}
 		}
@@ -187,7 +187,7 @@ func (c *Coordinator) watchLoop(ctx context.Context, ch chan<- coordinator.Event
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(c.bg, cancel)
+	stop := context.AfterFunc(c.s.ctx, cancel)
 	defer stop()
 	for {
 		ictx, icancel := context.WithCancel(wctx)

@@ -14,9 +14,9 @@
 // The steps of a member in election.pml and the Go code they stand for
 // (backends/etcd):
 //
-//	open a session, revoke        newCoordinator (Grant), Reopen (Revoke)
-//	a renewal                     keepAlive, extend (session.go)
-//	the local timer               onDeadline, lose (session.go)
+//	open a session, revoke        openSession (Grant), Reopen (Revoke)
+//	a renewal                     session.keepAlive, session.extend
+//	the local timer               session.onDeadline, session.lose
 //	claim the heir's place        claimHeir, when decide says actClaim
 //	the campaign's transaction    tryLead, when decide says actLead
 //	a handed-over term            decide's actAdopt (never the term in
