@@ -65,7 +65,11 @@ func (a action) String() string {
 	return "?"
 }
 
-// self is what decide knows of the member that campaigns.
+// self is what decide knows of the member that campaigns. What else
+// should decide whether this member tries (a ranking of the members) is
+// one more field here, and what orders the attempts of those that try,
+// one more input to the pacer's delay: neither changes a transaction's
+// conditions.
 type self struct {
 	id    string
 	lease clientv3.LeaseID

@@ -495,26 +495,7 @@ func (s *session) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 		}
 		conn, term := s.link.get()
 		if tick && next != nil {
-			select {
-			case <-next.ready:
-				if next.broken() {
-					next.cancel()
-				} else {
-					if ks != nil {
-						ks.cancel()
-					}
-					ks = next
-				}
-				next = nil
-			default:
-				// Opening waits for a connection, for ever if the
-				// endpoint is gone: give up after a few renewals.
-				if waited++; waited > 2 {
-					next.cancel()
-					s.link.broken(next.conn)
-					next = nil
-				}
-			}
+			ks, next = s.promote(ks, next, &waited)
 		}
 		switch {
 		case ks == nil && pause == nil:
@@ -528,6 +509,32 @@ func (s *session) keepAlive(ks *kaStream, streams *sync.WaitGroup) {
 		if due && ks != nil && ks.send(s) {
 			due = false
 		}
+	}
+}
+
+// promote, at a renewal, replaces ks by next (the stream opening on the
+// leader's connection) once next is open, drops next if it broke, and
+// gives it up when it is still opening after a few renewals (waited
+// counts them): opening waits for a connection, for ever if the endpoint
+// is gone. It returns the stream to use and the one still opening.
+func (s *session) promote(ks, next *kaStream, waited *int) (*kaStream, *kaStream) {
+	select {
+	case <-next.ready:
+		if next.broken() {
+			next.cancel()
+			return ks, nil
+		}
+		if ks != nil {
+			ks.cancel()
+		}
+		return next, nil
+	default:
+		if *waited++; *waited > 2 {
+			next.cancel()
+			s.link.broken(next.conn)
+			return ks, nil
+		}
+		return ks, next
 	}
 }
 
