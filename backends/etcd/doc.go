@@ -63,28 +63,25 @@
 //
 // # Safety
 //
-// The invariants of the election, each with the one place that keeps it;
-// a model of the protocol in Promela (backends/etcd/model) checks them
-// with spin, the pacing left free, and fails when any of the conditions
-// named here is removed:
+// The election keeps these invariants: at most one key under election/;
+// the fencing token is the leader key's create revision, and tokens
+// strictly increase; every leader key is bound to a live lease; no term is
+// granted to a session past its deadline, and a leader acts only before
+// it; Leadership.Done is closed before the leader key is released. The
+// list beside decide (decide.go) names the one place that keeps each: the
+// conditions of the transactions (tryLead, claimHeir, the handover in
+// release) and the session's deadline, never the decision of who tries or
+// when. A model of the protocol in Promela (backends/etcd/model) checks
+// them with spin, every decision and its timing left free, and fails when
+// any of those conditions is removed.
 //
-//   - At most one key under election/: the If-clause of tryLead (no key
-//     with the election/ prefix), and the handover transaction of release,
-//     which deletes the leader's own key in the same transaction that
-//     creates the heir's, if the leader's key is still the term's.
-//   - Every leader key is bound to a live lease: keys are put WithLease,
-//     etcd refuses a put with a dead lease, and a handover is made only to
-//     an heir's place that is bound to a lease (keys.go, sessionID: a place
-//     written by hand, with no lease, is ignored).
-//   - No term is taken up by a session past its deadline, and a leader
-//     acts only before it: the session's local deadline (send time of the
-//     last acknowledged renewal + TTL - Margin) ends the term (Leadership.Done
-//     closed) before etcd can expire the lease (session.go).
-//   - Tokens strictly increase: the token is the create revision of the
-//     leader key, and a term this handle ended is never adopted again
-//     (ended).
-//   - Done is closed before the release: Resign detaches the term first,
-//     so no code of the old term acts while the next one begins.
+// In the code the election is three parts: a follower turns the election
+// and control keys into a state (read, watch, read again after a
+// compaction or a broken watch; state.go), decide says what to do in that
+// state (wait, claim the heir's place, lead, adopt a handed-over term;
+// decide.go), and the pacer says when (the herd delay, the recheck, the
+// recount; pacing.go). Watch and a term's monitor read the same keys with
+// the same parser, so all three agree on who leads.
 //
 // # Self-fencing
 //

@@ -26,7 +26,7 @@ func MembersCounted(c *Coordinator) int64 { return c.counted.Load() }
 
 // RenewedBy returns the id of the etcd member that answered c's latest
 // keep-alive request.
-func RenewedBy(c *Coordinator) uint64 { return c.renewedBy.Load() }
+func RenewedBy(c *Coordinator) uint64 { return c.s.renewedBy.Load() }
 
 // LeaderViewRevision returns the revision up to which the monitor of c's
 // current term has seen the election and control keys (0: no term, or

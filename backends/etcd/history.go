@@ -271,14 +271,14 @@ func (c *Coordinator) historyResignOp(token int64) clientv3.Op {
 func (c *Coordinator) recordBegin(token int64, handedOver, switchover bool) {
 	at := c.clk.Now()
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(c.bg, c.cfg.DialTimeout)
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.cfg.DialTimeout)
 		err := c.writeBegin(ctx, token, handedOver, switchover, at)
 		cancel()
-		if err == nil || c.bg.Err() != nil {
+		if err == nil || c.s.ctx.Err() != nil {
 			return
 		}
 		c.log.Warn("history: record the term's beginning", "token", token, "err", err)
-		if attempt >= 2 || c.backoff(c.bg, retryDelay) != nil {
+		if attempt >= 2 || c.backoff(c.s.ctx, retryDelay) != nil {
 			return
 		}
 	}

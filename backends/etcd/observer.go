@@ -42,9 +42,8 @@ func NewObserver(cli *clientv3.Client, cfg Config) (*Observer, error) {
 		log:  cfg.Logger.With("observer", cfg.ID, "cluster", cfg.Cluster.String()),
 		clk:  cfg.Clock,
 		keys: newKeys(cfg.Prefix, cfg.Cluster),
-		done: make(chan struct{}),
 	}
-	c.bg, c.cancel = context.WithCancel(context.Background())
+	c.s = newSession(cfg, c.log)
 	return &Observer{c: c}, nil
 }
 
@@ -93,18 +92,9 @@ func (o *Observer) Watch(ctx context.Context) (<-chan coordinator.Event, error) 
 func (o *Observer) Close() error {
 	c := o.c
 	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		first := c.err == nil
-		if first {
-			c.err = fmt.Errorf("observer %s: %w", c.cfg.ID, coordinator.ErrSessionClosed)
-		}
-		c.mu.Unlock()
-		if first {
-			c.cancel()
-			close(c.done)
-		}
-		c.wg.Wait()
+		c.s.beginClose()
+		c.s.end(fmt.Errorf("observer %s: %w", c.cfg.ID, coordinator.ErrSessionClosed))
+		c.s.wg.Wait()
 	})
 	return nil
 }

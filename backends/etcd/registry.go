@@ -29,7 +29,7 @@ func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error 
 	if err != nil {
 		return fmt.Errorf("register %s: %w", c.cfg.ID, err)
 	}
-	if _, err := c.cli.Put(ctx, c.keys.members+m.ID, string(b), clientv3.WithLease(c.lease)); err != nil {
+	if _, err := c.cli.Put(ctx, c.keys.members+m.ID, string(b), clientv3.WithLease(c.s.lease)); err != nil {
 		return c.sessionErr("register", err)
 	}
 	return nil
@@ -199,7 +199,7 @@ func (c *Coordinator) claimID(ctx context.Context) error {
 		}
 		kv := resp.Kvs[0]
 		lease := clientv3.LeaseID(kv.Lease)
-		if lease == 0 || lease == c.lease || (c.cfg.PreviousLease != 0 && lease == c.cfg.PreviousLease) {
+		if lease == 0 || lease == c.s.lease || (c.cfg.PreviousLease != 0 && lease == c.cfg.PreviousLease) {
 			return nil
 		}
 		var rec struct {

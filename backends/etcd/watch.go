@@ -11,12 +11,24 @@ import (
 	"github.com/ccctl/ccctl/coordinator"
 )
 
-// clusterState is what a watch has reported so far.
+// clusterState is what a watch has reported so far: the member records,
+// and the election and control keys as a campaign reads them (the same
+// parser, electionState.set, and so the same rule for a leader key).
 type clusterState struct {
-	members    map[string]memberRec
+	members map[string]memberRec
+	el      electionState
+}
+
+// control is the part of a clusterState a Watch reports besides the
+// members.
+type control struct {
 	leader     *coordinator.Leader
 	paused     bool
 	switchover string
+}
+
+func (st *clusterState) control() control {
+	return control{leader: st.el.leaderInfo(), paused: st.el.pause != nil, switchover: st.el.switchTo}
 }
 
 type memberRec struct {
@@ -63,69 +75,26 @@ func (c *Coordinator) snapshot(ctx context.Context) (clusterState, int64, error)
 // key that fails the checks (Layout) is ignored, and a put of one over a
 // key st holds counts as its deletion.
 func (c *Coordinator) apply(st *clusterState, ev *clientv3.Event) []coordinator.Event {
-	key := string(ev.Kv.Key)
-	put := ev.Type == mvccpb.PUT
-	var d decoded
-	if put {
-		d = c.decodeKV(ev.Kv)
-		put = d.err == nil
-	} else {
-		d = c.keys.decode(ev.Kv) // the kind only: a deletion carries no value
+	ch := c.decodeEvent(ev)
+	if ch.d.kind != kindMember {
+		old := st.control()
+		st.el.set(ch)
+		return controlEvents(nil, old, st.control())
 	}
-	switch d.kind {
-	case kindMember:
-		id := strings.TrimPrefix(key, c.keys.members)
-		old, known := st.members[id]
-		if !put {
-			if !known {
-				return nil
-			}
-			delete(st.members, id)
-			return []coordinator.Event{{Type: coordinator.EventMemberLeft, Member: old.m}}
-		}
-		st.members[id] = memberRec{m: d.member, rev: ev.Kv.ModRevision}
-		if known {
-			return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: d.member}}
-		}
-		return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: d.member}}
-	case kindLeader:
-		if !put {
-			if st.leader == nil || key != c.keys.leaderOf(st.leader.ID) {
-				return nil
-			}
-			st.leader = nil
-			return []coordinator.Event{{Type: coordinator.EventNoLeader}}
-		}
-		l := d.leader
-		if st.leader != nil && *st.leader == l {
+	id := strings.TrimPrefix(ch.key, c.keys.members)
+	old, known := st.members[id]
+	if !ch.present {
+		if !known {
 			return nil
 		}
-		st.leader = &l
-		return []coordinator.Event{{Type: coordinator.EventLeaderChanged, Leader: l}}
-	case kindPause:
-		if put == st.paused {
-			return nil
-		}
-		st.paused = put
-		if put {
-			return []coordinator.Event{{Type: coordinator.EventPaused}}
-		}
-		return []coordinator.Event{{Type: coordinator.EventResumed}}
-	case kindSwitchover:
-		to := ""
-		if put {
-			to = d.id
-		}
-		if to == st.switchover {
-			return nil
-		}
-		st.switchover = to
-		if to == "" {
-			return []coordinator.Event{{Type: coordinator.EventSwitchoverCleared}}
-		}
-		return []coordinator.Event{{Type: coordinator.EventSwitchover, SwitchoverTo: to}}
+		delete(st.members, id)
+		return []coordinator.Event{{Type: coordinator.EventMemberLeft, Member: old.m}}
 	}
-	return nil
+	st.members[id] = memberRec{m: ch.d.member, rev: ev.Kv.ModRevision}
+	if known {
+		return []coordinator.Event{{Type: coordinator.EventMemberUpdated, Member: ch.d.member}}
+	}
+	return []coordinator.Event{{Type: coordinator.EventMemberJoined, Member: ch.d.member}}
 }
 
 // initialEvents returns the events that describe st from scratch.
@@ -139,7 +108,8 @@ func initialEvents(st clusterState) []coordinator.Event {
 	for i, id := range ids {
 		members[i] = st.members[id].m
 	}
-	return coordinator.StateEvents(members, st.leader, st.paused, st.switchover)
+	ctl := st.control()
+	return coordinator.StateEvents(members, ctl.leader, ctl.paused, ctl.switchover)
 }
 
 // diff returns the events that take a watcher from old to cur.
@@ -168,6 +138,12 @@ func diff(old, cur clusterState) []coordinator.Event {
 		}
 		evs = append(evs, coordinator.Event{Type: typ, Member: cur.members[id].m})
 	}
+	return controlEvents(evs, old.control(), cur.control())
+}
+
+// controlEvents appends to evs the events that take a watcher from old to
+// cur.
+func controlEvents(evs []coordinator.Event, old, cur control) []coordinator.Event {
 	switch {
 	case cur.leader == nil && old.leader != nil:
 		evs = append(evs, coordinator.Event{Type: coordinator.EventNoLeader})
@@ -200,7 +176,7 @@ func (c *Coordinator) watchLoop(ctx context.Context, ch chan<- coordinator.Event
 			case ch <- ev:
 			case <-ctx.Done():
 				return false
-			case <-c.done:
+			case <-c.s.done:
 				return false
 			}
 		}
@@ -211,7 +187,7 @@ func (c *Coordinator) watchLoop(ctx context.Context, ch chan<- coordinator.Event
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(c.bg, cancel)
+	stop := context.AfterFunc(c.s.ctx, cancel)
 	defer stop()
 	for {
 		ictx, icancel := context.WithCancel(wctx)

@@ -8,7 +8,25 @@
 // one key under election/, every leader key bound to a live lease, at most
 // one member acting as master, only before its deadline while its lease
 // lives, and tokens that strictly increase. Each invariant's keeper in the
-// Go code is named in backends/etcd's package documentation.
+// Go code is named in the Safety list beside decide (backends/etcd,
+// decide.go).
+//
+// The steps of a member in election.pml and the Go code they stand for
+// (backends/etcd):
+//
+//	open a session, revoke        openSession (Grant), Reopen (Revoke)
+//	a renewal                     session.keepAlive, session.extend
+//	the local timer               session.onDeadline, session.lose
+//	claim the heir's place        claimHeir, when decide says actClaim
+//	the campaign's transaction    tryLead, when decide says actLead
+//	a handed-over term            decide's actAdopt (never the term in
+//	                              self.ended), then won
+//	a term taken up in time       won (refuses once the session ended)
+//	the leader's monitor          leadership.monitor
+//	resign, then the release      Resign (detach), then release
+//
+// Who may take each step, and when, is decide's and the pacer's choice
+// (pacing.go); the model leaves it free.
 //
 // The model is checked exhaustively within a horizon of time and of etcd
 // revisions, one fault set per run (all of them at once are out of reach
