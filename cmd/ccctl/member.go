@@ -237,12 +237,8 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	hooks := map[lifecycle.HookName][]lifecycle.Hook{}
-	for name, h := range cfg.Hooks {
-		hn, err := lifecycle.ParseHookName(name)
-		if err != nil {
-			return exitUsage, fmt.Errorf("run: %w", err)
-		}
-		hooks[hn] = []lifecycle.Hook{lifecycle.WithTimeout(lifecycle.Command(h.Command), h.Timeout)}
+	for name, h := range cfg.Hooks { // names and values checked by config.Load
+		hooks[name] = []lifecycle.Hook{lifecycle.WithTimeout(lifecycle.Command(h.Command), h.Timeout)}
 	}
 	if len(cfg.Templates) > 0 {
 		ts := make([]render.Template, len(cfg.Templates))
@@ -301,7 +297,7 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		GracePeriod:                 cfg.GracePeriod,
 		PortsWhenActive:             cfg.PortsWhenActive,
 		TerminateWhenNoLongerActive: cfg.TerminateWhenNoLongerActive,
-		OnLeadershipLost:            lifecycle.LeadershipLostAction(cfg.LeadershipLostAction),
+		OnLeadershipLost:            cfg.LeadershipLostAction,
 		Extensions:                  exts,
 		Locks:                       m,
 		Registerer:                  reg,

@@ -21,6 +21,7 @@ import (
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/lifecycle"
 	"github.com/ccctl/ccctl/retention"
 	"github.com/ccctl/ccctl/schedule"
 )
@@ -59,8 +60,9 @@ type Config struct {
 	HistorySize int
 	// GracePeriod is the time between SIGTERM and SIGKILL.
 	GracePeriod time.Duration
-	// LeadershipLostAction is "demote", "restart" or "exit".
-	LeadershipLostAction string
+	// LeadershipLostAction is what a master does when its leadership is
+	// lost, as lifecycle takes it.
+	LeadershipLostAction lifecycle.LeadershipLostAction
 	// PortsWhenActive are the ports that must accept connections before
 	// the member is active.
 	PortsWhenActive []int
@@ -76,7 +78,7 @@ type Config struct {
 	// HookTimeout is the default timeout of hooks and jobs.
 	HookTimeout time.Duration
 	// Hooks maps hook names (see HookNames) to the hook to run.
-	Hooks map[string]Hook
+	Hooks map[lifecycle.HookName]Hook
 	// Jobs are the scheduled jobs.
 	Jobs []Job
 	// FilesystemLocks are the directories to lock.
@@ -293,7 +295,8 @@ func (l *loader) load() *Config {
 	}
 	c.HistorySize = l.historySize()
 	c.GracePeriod = l.duration(KeyGracePeriod, 0)
-	c.LeadershipLostAction = l.oneOf(KeyLeadershipLostAction, "demote", "restart", "exit")
+	c.LeadershipLostAction = lifecycle.LeadershipLostAction(l.oneOf(KeyLeadershipLostAction,
+		string(lifecycle.LeadershipLostDemote), string(lifecycle.LeadershipLostRestart), string(lifecycle.LeadershipLostExit)))
 	for _, p := range l.list(KeyPortsWhenActive) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
@@ -808,9 +811,9 @@ func (l *loader) structured(c *Config) {
 		h, ok := l.hook("hooks."+name, node, c.HookTimeout)
 		if ok {
 			if c.Hooks == nil {
-				c.Hooks = map[string]Hook{}
+				c.Hooks = map[lifecycle.HookName]Hook{}
 			}
-			c.Hooks[name] = h
+			c.Hooks[lifecycle.HookName(name)] = h
 		}
 	}
 	seen := map[string]bool{}
