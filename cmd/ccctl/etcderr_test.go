@@ -124,8 +124,10 @@ func TestRunEtcdNetworkErrors(t *testing.T) {
 
 // TestRunEtcdConnectTimeoutHonoured: against an endpoint that accepts and
 // never answers, CCCTL_ETCD_CONNECT_TIMEOUT=3s with a dial timeout of 2s
-// ends ccctl run after about 3s (it took 5s: the last attempt began before
-// the deadline and ran its whole dial timeout).
+// ends ccctl run after about 3s. The retries used to ignore the deadline
+// within an attempt: here they gave up at 2s (a second attempt would not
+// have fit), and with a connect timeout of 8s and the dial timeout of 5s
+// the second attempt began at 6s and ended at 11s.
 func TestRunEtcdConnectTimeoutHonoured(t *testing.T) {
 	hole, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
