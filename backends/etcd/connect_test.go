@@ -115,6 +115,7 @@ func TestConnectTLSCauses(t *testing.T) {
 	foreign := etcdtest.WritePKI(t)
 	ep := e.Endpoint(0)
 	plain := etcdtest.Start(t).Endpoint(0)
+	refused := freeLoopback(t)
 	base := etcd.Config{Endpoints: []string{ep}, Logger: quietLogger(), DialTimeout: 20 * time.Second}
 	wrongCA := base
 	wrongCA.CACert, wrongCA.Cert, wrongCA.Key = foreign.CACert, files.Cert, files.Key
@@ -133,6 +134,10 @@ func TestConnectTLSCauses(t *testing.T) {
 		{"foreign client certificate", foreignCert, []string{"refused the client certificate"}, coordinator.ErrInvalidConfig},
 		{"http:// against TLS", httpToTLS, []string{"speaks TLS: use https://"}, coordinator.ErrInvalidConfig},
 		{"https:// against plain", tlsToPlain, []string{"does not speak TLS: use http://"}, coordinator.ErrInvalidConfig},
+		// One endpoint may come back: retried (exit 3), both causes named.
+		{"one speaks TLS, one refused", etcd.Config{Endpoints: []string{httpToTLS.Endpoints[0], "http://" + refused},
+			Logger: quietLogger(), DialTimeout: 20 * time.Second},
+			[]string{httpToTLS.Endpoints[0] + ": the endpoint speaks TLS", "http://" + refused + ": connection refused"}, coordinator.ErrUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			begin := time.Now()
