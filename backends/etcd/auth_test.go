@@ -13,7 +13,8 @@ import (
 
 // TestAuth runs a session against etcd with authentication on: the
 // session's own keep-alive stream carries the credentials too, so the
-// session outlives its TTL; a wrong password is refused.
+// session outlives its TTL; a wrong password is refused as a bad
+// configuration.
 func TestAuth(t *testing.T) { testAuth(t, etcdtest.Start(t)) }
 
 // TestAuthEtcd34 is TestAuth against Debian's etcd 3.4.
@@ -54,7 +55,7 @@ func testAuth(t *testing.T, e *etcdtest.Cluster) {
 		c.Close()
 		t.Fatal("New with a wrong password: got nil error; want one")
 	}
-	if !errors.Is(err, coordinator.ErrUnavailable) {
-		t.Logf("New with a wrong password: %v", err)
+	if !errors.Is(err, coordinator.ErrInvalidConfig) {
+		t.Errorf("New with a wrong password: got %v; want an error wrapping ErrInvalidConfig", err)
 	}
 }

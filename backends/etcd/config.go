@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
@@ -206,35 +209,147 @@ func (cfg Config) clientConfig() (clientv3.Config, error) {
 }
 
 // NewClient returns a client of the etcd that cfg's connection fields
-// describe, once it has answered a read within DialTimeout. Errors wrap
-// coordinator.ErrInvalidConfig for a bad configuration and
-// coordinator.ErrUnavailable, naming the endpoints, when etcd did not answer
-// in time. The caller closes the client.
+// describe, once it has answered a read of the keys under Prefix + "/"
+// (what a role granted readwrite --prefix <prefix>/ may read) within
+// DialTimeout or before ctx is done, whichever comes first; the token
+// request of a user name and password counts in that time too.
+//
+// An error is one line that names the endpoints and the cause. It wraps
+// coordinator.ErrInvalidConfig for what the user must fix: a bad setting,
+// a failed authentication, a permission denied, a TLS failure (an unknown
+// certificate authority, a certificate etcd refused or did not get,
+// http:// against a TLS endpoint or https:// against a plain one). It wraps
+// coordinator.ErrUnavailable for what may come back: a connection refused,
+// a host name not found (a container's name resolves only once it runs),
+// no answer in time, etcd without a leader. The caller closes the client.
 func NewClient(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	cc, err := cfg.clientConfig()
 	if err != nil {
 		return nil, err
 	}
-	cli, err := clientv3.New(cc)
-	if err != nil {
-		return nil, unavailable(cc.Endpoints, err)
-	}
 	prefix := cfg.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	rctx, cancel := context.WithTimeout(ctx, cc.DialTimeout)
+	actx, cancel := context.WithTimeout(ctx, cc.DialTimeout)
 	defer cancel()
-	if _, err := cli.Get(rctx, prefix, clientv3.WithCountOnly()); err != nil {
+	start := time.Now()
+	// The diagnosis runs beside the first request, so that its cause is
+	// known when the request times out, and a definite one (refused, TLS)
+	// ends the attempt at once.
+	diag := startDiagnosis(actx, cc, cancel)
+	defer diag.stop()
+
+	// The client's context outlives this call; the attempt's deadline
+	// cancels it only while clientv3.New runs (its token request is
+	// bounded by DialTimeout alone, not by ctx).
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	cc.Context = life
+	unbind := context.AfterFunc(actx, endLife)
+	cli, err := clientv3.New(cc)
+	if !unbind() && err == nil {
+		err = actx.Err()
 		cli.Close()
-		return nil, unavailable(cc.Endpoints, err)
+		cli = nil
+	}
+	if err == nil {
+		_, err = cli.Get(actx, prefix+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(1))
+		if err != nil {
+			cli.Close()
+		}
+	}
+	if err != nil {
+		endLife()
+		return nil, connectError(cc.Endpoints, cfg.Username, prefix, err, diag.result(), time.Since(start))
 	}
 	return cli, nil
 }
 
+// connectError classifies err, the failure of a first request, with the
+// causes the diagnosis found for each endpoint (nil when it found none).
+func connectError(endpoints []string, user, prefix string, err error, causes []error, took time.Duration) error {
+	at := strings.Join(endpoints, ",")
+	if cause, permanent := etcdCause(err, user, prefix); cause != "" {
+		sentinel := coordinator.ErrUnavailable
+		if permanent {
+			sentinel = coordinator.ErrInvalidConfig
+		}
+		return fmt.Errorf("connect to etcd at %s: %s: %w", at, cause, sentinel)
+	}
+	var named []string
+	permanent := true
+	for i, c := range causes {
+		if c == nil {
+			permanent = false
+			continue
+		}
+		var ce *causeError
+		if !errors.As(c, &ce) || !ce.permanent {
+			permanent = false
+		}
+		if len(endpoints) > 1 {
+			named = append(named, endpoints[i]+": "+c.Error())
+		} else {
+			named = append(named, c.Error())
+		}
+	}
+	if len(named) == 0 {
+		return fmt.Errorf("connect to etcd at %s: %s: %w", at, answerCause(err, took), coordinator.ErrUnavailable)
+	}
+	if permanent {
+		return fmt.Errorf("connect to etcd at %s: %s: %w", at, strings.Join(named, "; "), coordinator.ErrInvalidConfig)
+	}
+	return fmt.Errorf("connect to etcd at %s: %s: %w", at, strings.Join(named, "; "), coordinator.ErrUnavailable)
+}
+
+// etcdCause names what etcd itself answered, if err is such an answer, and
+// whether the user must fix it.
+func etcdCause(err error, user, prefix string) (cause string, permanent bool) {
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return fmt.Sprintf("authentication failed for user %q: check the user name and password", user), true
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return "authentication required: etcd has authentication on; set a user name and password", true
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		who := "this client"
+		if user != "" {
+			who = fmt.Sprintf("user %q", user)
+		}
+		return fmt.Sprintf("permission denied: %s may not read %s/; grant its role readwrite --prefix %s/", who, prefix, prefix), true
+	case errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrLeaderChanged),
+		errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail):
+		return "etcd has no leader: " + rpctypes.ErrorDesc(err), false
+	}
+	return "", false
+}
+
+// answerCause describes a first request that failed with no cause found on
+// the way to etcd.
+func answerCause(err error, took time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Sprintf("no answer within %v", took.Round(100*time.Millisecond))
+	}
+	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return "cancelled"
+	}
+	return oneLine(rpctypes.ErrorDesc(err))
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// unavailable wraps err, a failed request to etcd at endpoints, naming its
+// cause: an authentication or permission failure wraps
+// coordinator.ErrInvalidConfig (the user must fix it), anything else
+// coordinator.ErrUnavailable.
 func unavailable(endpoints []string, err error) error {
+	at := strings.Join(endpoints, ",")
+	if _, permanent := etcdCause(err, "", DefaultPrefix); permanent {
+		return fmt.Errorf("connect to etcd at %s: %s: %w", at, oneLine(rpctypes.ErrorDesc(err)), coordinator.ErrInvalidConfig)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.New("no answer in time")
 	}
-	return fmt.Errorf("connect to etcd at %s: %v: %w", strings.Join(endpoints, ","), err, coordinator.ErrUnavailable)
+	return fmt.Errorf("connect to etcd at %s: %v: %w", at, err, coordinator.ErrUnavailable)
 }

@@ -13,7 +13,7 @@ import (
 
 // TestTLS runs a session over TLS with a client certificate (etcdctl's
 // --cacert, --cert, --key); without the client certificate etcd refuses
-// the connection and New reports ErrUnavailable.
+// the connection and New reports ErrInvalidConfig (the user must fix it).
 func TestTLS(t *testing.T) {
 	e, files := etcdtest.StartTLS(t)
 	cfg := etcd.Config{Endpoints: e.Endpoints(), Cluster: newCluster(), ID: "a", TTL: testTTL,
@@ -38,7 +38,7 @@ func TestTLS(t *testing.T) {
 		c.Close()
 		t.Fatal("New without a client certificate: got nil error; want one")
 	}
-	if !errors.Is(err, coordinator.ErrUnavailable) {
-		t.Errorf("New without a client certificate: got %v; want an error wrapping ErrUnavailable", err)
+	if !errors.Is(err, coordinator.ErrInvalidConfig) {
+		t.Errorf("New without a client certificate: got %v; want an error wrapping ErrInvalidConfig", err)
 	}
 }

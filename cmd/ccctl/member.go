@@ -105,8 +105,12 @@ func (m *member) openBackend(ctx context.Context) (int, error) {
 	}
 	ecfg := etcdConfig(cfg, m.base)
 	deadline := time.Now().Add(cfg.Etcd.ConnectTimeout)
+	// Each attempt ends at the deadline: CCCTL_ETCD_CONNECT_TIMEOUT bounds
+	// the whole start-up, not only the start of the last attempt.
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
-		cli, err := etcd.NewClient(ctx, ecfg)
+		cli, err := etcd.NewClient(dctx, ecfg)
 		if err == nil {
 			m.cli = cli
 			break
@@ -114,13 +118,16 @@ func (m *member) openBackend(ctx context.Context) (int, error) {
 		if errors.Is(err, coordinator.ErrInvalidConfig) {
 			return exitUsage, fmt.Errorf("run: %w", err)
 		}
-		if ctx.Err() != nil || time.Now().Add(time.Second).After(deadline) {
+		if dctx.Err() != nil {
 			return exitBackend, fmt.Errorf("run: %w (gave up after %s)", err, cfg.Etcd.ConnectTimeout)
 		}
 		m.log.Warn("etcd not reachable yet; retrying", "endpoints", cfg.Etcd.Endpoints, "attempt", attempt, "err", err)
+		pause := time.NewTimer(time.Second)
 		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-dctx.Done():
+			pause.Stop()
+			return exitBackend, fmt.Errorf("run: %w (gave up after %s)", err, cfg.Etcd.ConnectTimeout)
+		case <-pause.C:
 		}
 	}
 	m.closers = append(m.closers, func() { m.cli.Close() })

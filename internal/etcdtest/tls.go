@@ -116,3 +116,12 @@ func writePEM(tb testing.TB, path, typ string, der []byte) {
 		tb.Fatalf("etcdtest: write %s: %v", path, err)
 	}
 }
+
+// WritePKI writes a new certificate authority, with a server certificate
+// for 127.0.0.1 and a client certificate it signed, to tb.TempDir(): files
+// that another etcd of StartTLS does not trust (a wrong CA, a foreign
+// client certificate).
+func WritePKI(tb testing.TB) TLSFiles {
+	tb.Helper()
+	return writeTestPKI(tb)
+}
