@@ -58,26 +58,27 @@ func healthNew(t *testing.T, base string) error {
 	return nil
 }
 
-// raiseNoFile raises the limit of open files to at least n, for both ends
-// of n connections in this process.
-func raiseNoFile(t *testing.T, n uint64) {
+// raiseNoFile raises the limit of open files towards n (as far as the hard
+// limit allows without privileges) and returns the limit in force.
+func raiseNoFile(t *testing.T, n uint64) uint64 {
 	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
 	if lim.Cur >= n {
-		return
+		return lim.Cur
 	}
 	old := lim
-	lim.Cur = n
-	if lim.Max < n {
-		lim.Max = n
-	}
+	lim.Cur, lim.Max = n, max(n, lim.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("raise RLIMIT_NOFILE to %d: %v", n, err)
+		lim.Cur, lim.Max = old.Max, old.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return old.Cur
+		}
 	}
 	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+	return lim.Cur
 }
 
 // TestIdleConnectionsBounded opens many more idle keep-alive connections
@@ -88,7 +89,12 @@ func TestIdleConnectionsBounded(t *testing.T) {
 	max, n := 100, 1500
 	if os.Getenv("CCCTL_LOAD_LONG") != "" {
 		max, n = httpapi.DefaultMaxConnections, 20000
-		raiseNoFile(t, uint64(2*n+1000))
+		// Both ends of every connection are in this process; without the
+		// privilege to raise the hard limit, open as many as fit beside
+		// the server's bound (on today's code, the server ran out of fds).
+		if lim := raiseNoFile(t, uint64(2*n+1000)); lim < uint64(n+max+500) {
+			n = int(lim) - max - 500
+		}
 	}
 	m := &member{}
 	m.set(coordinator.RoleMaster, coordinator.StateActive)
