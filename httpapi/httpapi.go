@@ -99,6 +99,11 @@ const (
 	// DefaultIdleTimeout outlasts the usual scrape and health-check
 	// intervals, so those reuse their connection.
 	DefaultIdleTimeout = 60 * time.Second
+	// metricsInFlight bounds the /metrics requests served at once; more
+	// are answered 503 at once. A Prometheus server scrapes a target one
+	// request at a time, so this leaves room for several, while clients
+	// that hammer /metrics cannot take the CPU that /health needs.
+	metricsInFlight = 4
 	// readHeaderTimeout bounds the reading of a request's headers.
 	readHeaderTimeout = 5 * time.Second
 )
@@ -208,7 +213,7 @@ func routes(cfg Config) http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, status().Body)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{MaxRequestsInFlight: metricsInFlight}))
 	pageRoutes(mux, cfg)
 	return mux
 }
