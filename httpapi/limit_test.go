@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/httpapi"
 	"github.com/ccctl/ccctl/internal/testutil"
@@ -192,5 +194,76 @@ func TestNewRejectsNegativeBounds(t *testing.T) {
 	_, err := httpapi.New(httpapi.Config{Address: "127.0.0.1:0", Status: m.get, MaxConnections: -1})
 	if err == nil {
 		t.Fatal("New with MaxConnections -1: got nil; want an error")
+	}
+}
+
+// blockingCollector blocks every Collect until release is closed.
+type blockingCollector struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (b blockingCollector) Collect(chan<- prometheus.Metric) {
+	b.entered <- struct{}{}
+	<-b.release
+}
+
+// TestMetricsInFlightBounded: while /metrics answers are slow to gather,
+// only a few are served at once and the next is refused at once with 503,
+// so clients hammering /metrics cannot take every goroutine and CPU from
+// /health.
+func TestMetricsInFlightBounded(t *testing.T) {
+	m := &member{}
+	m.set(coordinator.RoleMaster, coordinator.StateActive)
+	g := blockingCollector{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(g)
+	s, err := httpapi.New(httpapi.Config{Address: "127.0.0.1:0", Status: m.get, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Execute()
+	defer s.Interrupt(nil)
+	base := "http://" + s.Addr().String()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(g.release)
+	client := &http.Client{Timeout: 10 * time.Second}
+	codes := make(chan int, 100)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(base + "/metrics")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	// Every request beyond the bound is answered 503 while the others
+	// are held in Gather.
+	refused := 0
+	deadline := time.After(10 * time.Second)
+	for refused < 16 {
+		select {
+		case c := <-codes:
+			if c != http.StatusServiceUnavailable {
+				t.Fatalf("/metrics while 4 are gathering: got %d; want 503", c)
+			}
+			refused++
+		case <-deadline:
+			t.Fatalf("/metrics: %d of 20 refused within 10s while gathering is held; want 16", refused)
+		}
+	}
+	if got := len(g.entered); got != 4 {
+		t.Errorf("gathers in flight: got %d; want 4", got)
+	}
+	if err := healthNew(t, base); err != nil {
+		t.Errorf("GET /health while /metrics is held: %v", err)
 	}
 }
