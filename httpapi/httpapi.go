@@ -9,6 +9,14 @@
 // its address in New, so that an address in use is reported before anything
 // starts. What it does not do: authentication or TLS; bind it to an address
 // only trusted clients reach.
+//
+// Nothing a client does can wedge it: every request must be read within
+// ReadTimeout (headers within 5s) and answered within WriteTimeout, an idle
+// keep-alive connection is closed after IdleTimeout, and at most
+// MaxConnections connections are open at once. When the bound is reached a
+// new connection replaces the oldest one that is waiting for a request (see
+// connLimiter), so /health keeps answering however many idle or silent
+// connections a client opens.
 package httpapi
 
 import (
@@ -60,11 +68,49 @@ type Config struct {
 	// Cluster returns the cluster's members as JSON-encodable data, for
 	// /cluster and the page. Nil: /cluster answers 404.
 	Cluster func(ctx context.Context) (any, error)
+
+	// MaxConnections bounds the open connections (DefaultMaxConnections
+	// when 0).
+	MaxConnections int
+	// ReadTimeout bounds the reading of a whole request, body included
+	// (DefaultReadTimeout when 0).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of a request's headers to
+	// the end of its response (DefaultWriteTimeout when 0).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that waits longer than
+	// this for its next request (DefaultIdleTimeout when 0).
+	IdleTimeout time.Duration
 }
+
+// The defaults of Config's bounds.
+const (
+	// DefaultMaxConnections leaves room for many scrapers, load balancers
+	// and pages, and stays far below any usual limit of open files.
+	DefaultMaxConnections = 512
+	// DefaultReadTimeout: the server's requests have no body, so a request
+	// that takes longer to arrive is not a real client.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultWriteTimeout is long enough for the largest responses,
+	// /metrics and the page (tens of kilobytes), to reach a slow client,
+	// and for /history and /cluster, whose backend reads are bounded to
+	// 5s; it is also longer than Prometheus's default scrape timeout (10s).
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultIdleTimeout outlasts the usual scrape and health-check
+	// intervals, so those reuse their connection.
+	DefaultIdleTimeout = 60 * time.Second
+	// metricsInFlight bounds the /metrics requests served at once; more
+	// are answered 503 at once. A Prometheus server scrapes a target one
+	// request at a time, so this leaves room for several, while clients
+	// that hammer /metrics cannot take the CPU that /health needs.
+	metricsInFlight = 4
+	// readHeaderTimeout bounds the reading of a request's headers.
+	readHeaderTimeout = 5 * time.Second
+)
 
 // Server is the member's HTTP server.
 type Server struct {
-	ln     net.Listener
+	ln     *connLimiter
 	srv    *http.Server
 	logger *slog.Logger
 }
@@ -80,17 +126,35 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnections < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.IdleTimeout < 0 {
+		return nil, errors.New("new http server: connection bound and timeouts must not be negative")
+	}
+	cfg.MaxConnections = orDefault(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
+	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("new http server: %w", err)
 	}
-	s := &Server{ln: ln, logger: cfg.Logger}
+	s := &Server{ln: newConnLimiter(ln, cfg.MaxConnections, cfg.Logger), logger: cfg.Logger}
 	s.srv = &http.Server{
 		Handler:           routes(cfg),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: min(readHeaderTimeout, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ConnState:         s.ln.connState,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // Addr returns the address the server listens on.
@@ -149,7 +213,7 @@ func routes(cfg Config) http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, status().Body)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{MaxRequestsInFlight: metricsInFlight}))
 	pageRoutes(mux, cfg)
 	return mux
 }

@@ -36,11 +36,18 @@ func (m *member) get() httpapi.Status {
 // start runs a server on a free port and stops it at the end of the test.
 func start(t *testing.T, m *member) string {
 	t.Helper()
+	return startConfig(t, httpapi.Config{Status: m.get})
+}
+
+// startConfig is start with cfg's bounds and timeouts.
+func startConfig(t *testing.T, cfg httpapi.Config) string {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ccctl_is_master", Help: "test"})
 	g.Set(1)
 	reg.MustRegister(g)
-	s, err := httpapi.New(httpapi.Config{Address: "127.0.0.1:0", Status: m.get, Gatherer: reg})
+	cfg.Address, cfg.Gatherer = "127.0.0.1:0", reg
+	s, err := httpapi.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if os.Getenv("CCCTL_LOADGEN_ADDR") != "" {
+		return m.Run() // the load generator of TestRunLoadDrill needs no binary
+	}
 	dir, err := os.MkdirTemp("", "ccctl-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "create temp dir:", err)
@@ -92,8 +95,14 @@ type running struct {
 // runs.
 func background(t *testing.T, env []string, args ...string) *running {
 	t.Helper()
+	return backgroundAt(t, binary, env, args...)
+}
+
+// backgroundAt is background with the ccctl binary at path bin.
+func backgroundAt(t *testing.T, bin string, env []string, args ...string) *running {
+	t.Helper()
 	r := &running{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(binary, args...)
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.Env = cleanEnv(env...)
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
 	r.cmd.WaitDelay = time.Second

@@ -322,9 +322,10 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 	}
 	if cfg.HTTPAddress != "" {
 		srv, err := httpapi.New(httpapi.Config{
-			Address:  cfg.HTTPAddress,
-			Gatherer: reg,
-			Logger:   m.log,
+			Address:        cfg.HTTPAddress,
+			MaxConnections: cfg.HTTPMaxConnections,
+			Gatherer:       reg,
+			Logger:         m.log,
 			Status: func() httpapi.Status {
 				st := ctrl.Status()
 				return httpapi.Status{Role: st.Role, State: st.State, Body: st}

@@ -71,6 +71,8 @@ type Config struct {
 	TerminateWhenNoLongerActive bool
 	// HTTPAddress is the HTTP server's address, "" when off.
 	HTTPAddress string
+	// HTTPMaxConnections bounds the HTTP server's open connections.
+	HTTPMaxConnections int
 	// LogFormat is "text" or "json".
 	LogFormat string
 	// LogLevel is the minimum level logged.
@@ -315,6 +317,7 @@ func (l *loader) load() *Config {
 			l.fail("%s: %q: want a host name or an IP address before the port, such as 127.0.0.1:8008", l.source(KeyHTTPAddress), c.HTTPAddress)
 		}
 	}
+	c.HTTPMaxConnections = l.httpMaxConnections()
 	c.LogFormat = l.oneOf(KeyLogFormat, "text", "json")
 	switch lv := l.oneOf(KeyLogLevel, "debug", "info", "warn", "error"); lv {
 	case "debug":
@@ -653,6 +656,20 @@ func (l *loader) historySize() int {
 	}
 	return n
 }
+
+// httpMaxConnections reads the HTTP server's bound: 1 to maxHTTPConnections.
+func (l *loader) httpMaxConnections() int {
+	s, _ := l.raw(KeyHTTPMaxConnections)
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > maxHTTPConnections {
+		l.fail("%s: %q: want a whole number from 1 to %d", l.source(KeyHTTPMaxConnections), s, maxHTTPConnections)
+		return 0
+	}
+	return n
+}
+
+// maxHTTPConnections is the largest bound of the HTTP server's connections.
+const maxHTTPConnections = 1000000
 
 // boolean accepts true/false, 1/0, yes/no, on/off in any case.
 func (l *loader) boolean(key string) bool {

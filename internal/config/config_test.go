@@ -66,6 +66,9 @@ func TestDefaults(t *testing.T) {
 	if c.HTTPAddress != "" || c.LogFormat != "text" || c.LeadershipLostAction != "demote" {
 		t.Errorf("got http %q log %q action %q; want off, text, demote", c.HTTPAddress, c.LogFormat, c.LeadershipLostAction)
 	}
+	if c.HTTPMaxConnections != 512 {
+		t.Errorf("http max connections: got %d; want 512", c.HTTPMaxConnections)
+	}
 }
 
 func TestInstanceIDDefaultsToHostname(t *testing.T) {
@@ -273,6 +276,7 @@ func TestInvalid(t *testing.T) {
 		{"count", map[string]string{"BACKUP_DAYS_TO_KEEP": "-2"}, "", `BACKUP_DAYS_TO_KEEP: "-2": want a whole number, 0 or more, or unlimited`},
 		{"timezone", map[string]string{"CCCTL_BACKUP_TIMEZONE": "Mars/Olympus"}, "", `CCCTL_BACKUP_TIMEZONE: "Mars/Olympus": want an IANA time zone`},
 		{"http", map[string]string{"CCCTL_HTTP_ADDR": "8008"}, "", `CCCTL_HTTP_ADDR: "8008": want host:port or :port`},
+		{"http max connections", map[string]string{"CCCTL_HTTP_MAX_CONNECTIONS": "0"}, "", `CCCTL_HTTP_MAX_CONNECTIONS: "0": want a whole number from 1 to 1000000`},
 		{"cert without key", map[string]string{"ETCD_CERT": "/dev/null"}, "", `ETCD_CERT and ETCD_KEY: only one is set`},
 		{"unreadable secret", map[string]string{"ETCD_PASSWORD_FILE": "/nonexistent/pw"}, "", `ETCD_PASSWORD_FILE: want a readable file`},
 		{"unknown key", nil, "ttl: 5s\nbogus: 1\n", `ccctl.yaml: line 2: unknown key "bogus"`},

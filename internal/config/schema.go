@@ -30,7 +30,8 @@ type fileSchema struct {
 	PortsWhenActive             any `yaml:"ports_when_active"`
 	TerminateWhenNoLongerActive any `yaml:"terminate_when_no_longer_active"`
 	HTTP                        *struct {
-		Address any `yaml:"address"`
+		Address        any `yaml:"address"`
+		MaxConnections any `yaml:"max_connections"`
 	} `yaml:"http"`
 	Log *struct {
 		Format any `yaml:"format"`

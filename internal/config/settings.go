@@ -105,6 +105,7 @@ const (
 	KeyPortsWhenActive             = "ports_when_active"
 	KeyTerminateWhenNoLongerActive = "terminate_when_no_longer_active"
 	KeyHTTPAddress                 = "http.address"
+	KeyHTTPMaxConnections          = "http.max_connections"
 	KeyLogFormat                   = "log.format"
 	KeyLogLevel                    = "log.level"
 	KeyHooksTimeout                = "hooks.timeout"
@@ -151,6 +152,7 @@ func Settings() []Setting {
 		{Key: KeyPortsWhenActive, Env: []string{"PORTS_WHEN_ACTIVE"}, Kind: List, Help: "TCP ports that must accept connections before the member is `active`, e.g. `80,443`"},
 		{Key: KeyTerminateWhenNoLongerActive, Env: []string{"TERMINATE_WHEN_NO_LONGER_ACTIVE"}, Kind: Bool, Default: "false", Help: "stop the container when an active service stops answering on its ports (true/false, 1/0, yes/no, on/off)"},
 		{Key: KeyHTTPAddress, Env: []string{"CCCTL_HTTP_ADDR"}, DefaultDoc: "off", Help: "address of the HTTP server (`/health`, `/master`, `/slave`, `/status`, `/metrics`), e.g. `:8008`; also where `ccctl health` asks"},
+		{Key: KeyHTTPMaxConnections, Env: []string{"CCCTL_HTTP_MAX_CONNECTIONS"}, Kind: Int, Default: "512", Help: "connections the HTTP server holds open at most, 1 to 1000000; when reached, a new connection replaces the oldest idle one, so `/health` keeps answering"},
 		{Key: KeyLogFormat, Env: []string{"CCCTL_LOG_FORMAT"}, Default: "text", Help: "log format: `text` or `json`"},
 		{Key: KeyLogLevel, Env: []string{"CCCTL_LOG_LEVEL"}, Default: "info", Help: "log level: `debug`, `info`, `warn` or `error`"},
 		{Key: KeyHooksTimeout, Env: []string{"CCCTL_HOOK_TIMEOUT"}, Kind: Duration, Default: "60s", Help: "default timeout of a hook"},
