@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/docstest"
+	"github.com/ccctl/ccctl/internal/testkit/docstest"
 )
 
 // TestContainersDocBuildsTheImage runs the sh blocks of docs/containers.md

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/docstest"
+	"github.com/ccctl/ccctl/internal/testkit/docstest"
 )
 
 // pgProject is the compose project of TestPostgresStack: a name of its own,

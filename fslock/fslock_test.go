@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/fslock"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // TestMain lets tests re-execute the test binary as a separate lock holder.
@@ -420,7 +420,7 @@ func fdsTo(t *testing.T, pid int, path string) []string {
 }
 
 // TestDescriptorNotInherited starts children while holding the lock, with
-// internal/proc (as ccctl starts the service) and with os/exec, and checks
+// internal/sys/proc (as ccctl starts the service) and with os/exec, and checks
 // their /proc/<pid>/fd: none has the lock file open. The lock is then
 // released and retaken while the children still run.
 func TestDescriptorNotInherited(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/fslock"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // changeLog records OnChange calls.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/httpapi"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // keepAlive opens a connection to addr, makes one request on it and leaves

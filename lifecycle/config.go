@@ -171,7 +171,7 @@ type Config struct {
 	// Reap makes Run reap every child of the process, orphans included, and
 	// register as child subreaper when not PID 1 (proc.EnableReaping). The
 	// ccctl binary sets it; nothing else in the process may then start
-	// children other than through internal/proc.
+	// children other than through internal/sys/proc.
 	Reap bool
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/oklog/run"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // backendTimeout bounds the first registration and the final resignation.

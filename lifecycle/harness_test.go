@@ -17,7 +17,7 @@ import (
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 

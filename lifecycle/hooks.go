@@ -13,7 +13,7 @@ import (
 
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // HookName names the event a hook runs for. The names are the original

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/backends/memory"
-	"github.com/ccctl/ccctl/internal/proc"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/sys/proc"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // ServiceExitError is the error of the service actor when the service

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // TestSignalsOfOwnSocketsNotForwarded: SIGPIPE, SIGXFSZ and SIGXCPU sent to

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/fslock"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 	"github.com/ccctl/ccctl/retention"
 )
 

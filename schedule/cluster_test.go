@@ -12,7 +12,7 @@ import (
 	"github.com/ccctl/ccctl/backends/memory/memorytest"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 	"github.com/ccctl/ccctl/schedule"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // execution is one run of a job, from its jitter to its end.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/backends/etcd"
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // TestEtcdFollowerStopped stops one etcd member that is not the raft

@@ -9,7 +9,7 @@ import (
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // TestDeadlineIsSendTimePlusTTLMinusMargin drives the lease logic with a

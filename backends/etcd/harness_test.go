@@ -14,7 +14,7 @@ import (
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/coordinator/coordinatortest"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // testTTL is the session TTL of the tests: the shortest the backend allows.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // heirKey returns the key of cl's heir's place.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 func TestHerdWindow(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/backends/etcd"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // waitRenewal returns when c's deadline next moves forward, that is just

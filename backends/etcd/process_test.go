@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // childEnv tells the test binary, re-executed, to act as a leader process:

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/internal/sys/smallfile"
 )
 
 // tlsConfig returns the client TLS configuration of the PEM files caFile

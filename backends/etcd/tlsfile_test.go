@@ -12,7 +12,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/internal/sys/smallfile"
 )
 
 // TestTLSFilesReadWithALimit names endless, blocking and oversized files as

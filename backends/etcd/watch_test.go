@@ -11,7 +11,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // TestWatchResumesAfterCompaction breaks a watcher's connection while the

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ccctl/ccctl/fslock"
-	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/cli/config"
 	"github.com/ccctl/ccctl/retention"
 )
 

@@ -25,7 +25,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/cli/config"
 )
 
 // clusterHandle is the CLI's own handle on a cluster: an observer, with no

@@ -12,8 +12,8 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // testCluster is a real etcd with members registered by the test itself,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 func TestEtcdServesUntilInterrupted(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // errorLine returns the line of stderr that carries the final error (the

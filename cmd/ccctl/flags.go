@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/cli/config"
 )
 
 // Which command has which setting's flag. The settings that pick the

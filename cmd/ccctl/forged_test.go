@@ -13,7 +13,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // TestStatusIgnoresForgedKeys: under CCCTL_PREFIX=/ (keys at /<env>/<svc>/,

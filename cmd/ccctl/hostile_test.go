@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // loopService is a service that writes its pid to dir/svc.pid and runs

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // The load drill's figures: nothing from outside may kill, wedge or fool

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // binary is the ccctl binary built once for the black-box tests; ccctl-etcd

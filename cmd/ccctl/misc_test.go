@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 func TestVersion(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/cli/config"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ccctl/ccctl/backends/memory"
-	"github.com/ccctl/ccctl/internal/config"
-	"github.com/ccctl/ccctl/internal/logfilter"
+	"github.com/ccctl/ccctl/internal/cli/config"
+	"github.com/ccctl/ccctl/internal/cli/logfilter"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 

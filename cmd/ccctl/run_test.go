@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/fslock"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 func TestRunMemoryBackendPassesOutputAndExitCode(t *testing.T) {

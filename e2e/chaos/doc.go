@@ -18,7 +18,7 @@
 // # Set-up
 //
 // The ccctl binary is built once per test binary with go build. The etcd
-// cluster is embedded (internal/etcdtest); every ccctl member reaches every
+// cluster is embedded (internal/testkit/etcdtest); every ccctl member reaches every
 // etcd member through a proxy of its own, so that one member can be cut off
 // or slowed down while the others are not. The hooks, the master-only job
 // (@every 1s) and the service are this test binary, re-executed: a hook or

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/render"
+	"github.com/ccctl/ccctl/internal/cli/render"
 )
 
 // A replica's configuration points at the current master.

@@ -21,7 +21,7 @@
 //     owner) of the file it replaces; a new file takes the source's mode.
 //   - A destination whose content would not change is not touched, and its
 //     reload command does not run. A reload command runs (with /bin/sh -c,
-//     through internal/proc) once after each change of its file; when it
+//     through internal/sys/proc) once after each change of its file; when it
 //     fails, it runs again at the next Render even if the file did not
 //     change again.
 //
@@ -48,8 +48,8 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/proc"
-	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/internal/sys/proc"
+	"github.com/ccctl/ccctl/internal/sys/smallfile"
 )
 
 // Template is one entry of the configuration's templates list.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/etcdtest"
-	"github.com/ccctl/ccctl/internal/waitfor"
+	"github.com/ccctl/ccctl/internal/cli/waitfor"
+	"github.com/ccctl/ccctl/internal/testkit/etcdtest"
 )
 
 // TestWaitsOnRealEtcd: a member of web waits, on a real (embedded) etcd, for

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/internal/sys/smallfile"
 )
 
 func TestRead(t *testing.T) {

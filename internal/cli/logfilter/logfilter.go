@@ -2,7 +2,7 @@
 // regular expression (the original's SUPPRESS_LOG_REGEXP) and passes the
 // rest on, without ever making the service wait for a slow destination.
 //
-// A Filter is an io.WriteCloser to be given to internal/proc as a child's
+// A Filter is an io.WriteCloser to be given to internal/sys/proc as a child's
 // Stdout or Stderr (one Filter per stream). proc copies the child's pipe into
 // Write; Write splits the bytes into lines, drops the matching ones, and
 // queues the others for a goroutine that writes them to the destination.

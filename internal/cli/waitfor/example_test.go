@@ -8,7 +8,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/waitfor"
+	"github.com/ccctl/ccctl/internal/cli/waitfor"
 )
 
 // A member of the web service waits until the db service has an active

@@ -5,8 +5,8 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/ccctl/ccctl/internal/logfilter"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/cli/logfilter"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // A service's health-check lines are dropped from its output.

@@ -12,8 +12,8 @@ import (
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/clock"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/testutil"
-	"github.com/ccctl/ccctl/internal/waitfor"
+	"github.com/ccctl/ccctl/internal/cli/waitfor"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // logBuffer is a log destination safe for concurrent use.

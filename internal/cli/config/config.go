@@ -20,7 +20,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/etcd"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/smallfile"
+	"github.com/ccctl/ccctl/internal/sys/smallfile"
 	"github.com/ccctl/ccctl/lifecycle"
 	"github.com/ccctl/ccctl/retention"
 	"github.com/ccctl/ccctl/schedule"

@@ -10,7 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/ccctl/ccctl/internal/config"
+	"github.com/ccctl/ccctl/internal/cli/config"
 )
 
 // fuzzEnv are the variables FuzzLoad may set: every setting's, and the
@@ -35,7 +35,7 @@ func fuzzEnv() map[string]bool {
 // NAME=value in env). Load must not panic or hang, and every error must
 // wrap ErrInvalid and be made of single lines of printable characters, at
 // most config.MaxErrorLine bytes each. Run by hand with
-// go test -run '^$' -fuzz FuzzLoad -fuzztime 10m ./internal/config/
+// go test -run '^$' -fuzz FuzzLoad -fuzztime 10m ./internal/cli/config/
 // (the seeds are in testdata/fuzz/FuzzLoad and below).
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte("environment: production\nservice: postgres\nttl: 10s\n"), "CCCTL_INSTANCE_ID=m1")

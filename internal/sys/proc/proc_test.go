@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/proc"
-	"github.com/ccctl/ccctl/internal/testutil"
+	"github.com/ccctl/ccctl/internal/sys/proc"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // TestMain lets the reaping tests run in a child of the test binary, so the

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/render"
+	"github.com/ccctl/ccctl/internal/cli/render"
 )
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) {

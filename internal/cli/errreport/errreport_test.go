@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/errreport"
+	"github.com/ccctl/ccctl/internal/cli/errreport"
 )
 
 // ingest stands in for Sentry's ingest: it keeps the bodies posted to the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/docstest"
+	"github.com/ccctl/ccctl/internal/testkit/docstest"
 )
 
 // TestReadmeQuickStart runs the quick start of README.md as written, in a

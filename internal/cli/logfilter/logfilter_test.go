@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccctl/ccctl/internal/logfilter"
-	"github.com/ccctl/ccctl/internal/proc"
+	"github.com/ccctl/ccctl/internal/cli/logfilter"
+	"github.com/ccctl/ccctl/internal/sys/proc"
 )
 
 // recorder is a destination that keeps every write, safe for concurrent use.

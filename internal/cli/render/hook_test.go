@@ -12,7 +12,7 @@ import (
 
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/coordinator"
-	"github.com/ccctl/ccctl/internal/render"
+	"github.com/ccctl/ccctl/internal/cli/render"
 	"github.com/ccctl/ccctl/lifecycle"
 )
 
