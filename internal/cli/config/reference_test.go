@@ -13,7 +13,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the configuration reference in README.md from the code")
 
 const (
-	readme    = "../../README.md"
+	readme    = "../../../README.md"
 	beginMark = "<!-- BEGIN configuration reference -->"
 	endMark   = "<!-- END configuration reference -->"
 )

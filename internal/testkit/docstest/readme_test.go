@@ -20,7 +20,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		}
 		l.Close()
 	}
-	root, _ := filepath.Abs("../..")
+	root, _ := filepath.Abs("../../..")
 	blocks := docstest.Blocks(t, filepath.Join(root, "README.md"), "<!-- BEGIN quick start -->", "<!-- END quick start -->")
 	if len(blocks) < 4 {
 		t.Fatalf("README.md quick start: got %d sh blocks; want at least 4", len(blocks))
