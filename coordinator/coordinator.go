@@ -106,6 +106,15 @@ type Member struct {
 	Token     int64     `json:"token,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	Version   string    `json:"version"`
+	// Priority is the member's priority (see Ranking): 0 never leads; a
+	// record without one has DefaultPriority. Backends publish their own
+	// Ranking's effective priority here, whatever Register is given.
+	Priority int `json:"priority"`
+	// Position is the member's replication position as its position
+	// command last printed it (nil: unknown, or the command failed), and
+	// PositionAt when it did.
+	Position   *int64    `json:"position,omitempty"`
+	PositionAt time.Time `json:"position_at,omitzero"`
 }
 
 // Leader is the current holder of a cluster's leadership.
@@ -174,6 +183,9 @@ type Event struct {
 	Leader Leader
 	// SwitchoverTo is set for EventSwitchover.
 	SwitchoverTo string
+	// Forced is set for EventSwitchover when an operator forced the
+	// target past the ranking (Failoverer).
+	Forced bool
 }
 
 // Sentinel errors. Backends wrap them; callers test with errors.Is.
@@ -402,6 +414,12 @@ func StateEvents(members []Member, leader *Leader, paused bool, switchoverTo str
 func (m Member) Validate() error {
 	if err := ValidateName("member id", m.ID); err != nil {
 		return err
+	}
+	if m.Priority < 0 || m.Priority > MaxPriority {
+		return fmt.Errorf("member %s: priority %d: want 0 to %d", m.ID, m.Priority, MaxPriority)
+	}
+	if m.Position != nil && *m.Position < 0 {
+		return fmt.Errorf("member %s: position %d: want a non-negative integer", m.ID, *m.Position)
 	}
 	switch m.Role {
 	case RoleNone, RoleMaster, RoleSlave:
