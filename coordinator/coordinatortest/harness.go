@@ -43,3 +43,12 @@ type Healer interface {
 	// Heal reconnects c's member after Expire.
 	Heal(t *testing.T, c coordinator.Coordinator)
 }
+
+// RankedHarness is implemented by harnesses whose members can be given a
+// Ranking, so that the suite can check the ranking at a vacancy, at a
+// handover and at a switchover. Without it the ranking properties are
+// skipped.
+type RankedHarness interface {
+	// NewRanked opens a handle for member id with ranking r, as New does.
+	NewRanked(t *testing.T, id string, r coordinator.Ranking) coordinator.Coordinator
+}
