@@ -209,6 +209,10 @@ var (
 	ErrNoLeader = errors.New("coordinator: no leader")
 	// ErrUnknownMember means that the named member is not registered.
 	ErrUnknownMember = errors.New("coordinator: unknown member")
+	// ErrIneligible means that the named member may not lead by the
+	// ranking (priority 0, or too far behind); an operator can force it
+	// (Failoverer).
+	ErrIneligible = errors.New("coordinator: member may not lead (priority 0 or too far behind)")
 	// ErrNotRegistered means that the call needs this member to be registered
 	// first.
 	ErrNotRegistered = errors.New("coordinator: member not registered")
