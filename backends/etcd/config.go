@@ -81,6 +81,10 @@ type Config struct {
 	// member trims it when its term begins (default
 	// coordinator.DefaultHistorySize).
 	HistorySize int
+	// Ranking is this member's priority and how it ranks the others at a
+	// vacancy (coordinator.Ranking; the zero value: priority 1, no lag
+	// limit, the default failover wait).
+	Ranking coordinator.Ranking
 }
 
 func invalid(format string, args ...any) error {

@@ -48,6 +48,10 @@ type Config struct {
 	// when this member's term begins. Zero means
 	// coordinator.DefaultHistorySize.
 	HistorySize int
+	// Ranking is this member's priority and how it ranks the others at a
+	// vacancy (coordinator.Ranking; the zero value: priority 1, no lag
+	// limit, the default failover wait).
+	Ranking coordinator.Ranking
 }
 
 // withDefaults returns cfg with zero durations replaced by their defaults.
