@@ -3,7 +3,6 @@ package coordinator
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -207,16 +206,4 @@ type LastPositioner interface {
 	// LastPosition returns the position the latest master published while
 	// it led (nil if none did).
 	LastPosition(ctx context.Context) (*int64, error)
-}
-
-// UnmarshalJSON decodes a member record, giving a record without a
-// priority the default one.
-func (m *Member) UnmarshalJSON(b []byte) error {
-	type plain Member
-	p := plain{Priority: DefaultPriority}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	*m = Member(p)
-	return nil
 }

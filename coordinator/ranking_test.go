@@ -1,7 +1,6 @@
 package coordinator_test
 
 import (
-	"encoding/json"
 	"slices"
 	"testing"
 
@@ -67,14 +66,7 @@ func TestBestExcludesLeader(t *testing.T) {
 	}
 }
 
-func TestMemberPriorityDefault(t *testing.T) {
-	var m coordinator.Member
-	if err := json.Unmarshal([]byte(`{"id":"a"}`), &m); err != nil || m.Priority != coordinator.DefaultPriority {
-		t.Fatalf("record without priority: %+v, %v; want priority %d", m, err, coordinator.DefaultPriority)
-	}
-	if err := json.Unmarshal([]byte(`{"id":"a","priority":0}`), &m); err != nil || m.Priority != 0 {
-		t.Fatalf("record of priority 0: %+v, %v", m, err)
-	}
+func TestEffectivePriority(t *testing.T) {
 	for _, r := range []struct {
 		in, want int
 	}{{0, 1}, {coordinator.NeverLead, 0}, {7, 7}} {

@@ -92,7 +92,8 @@ func (k keys) member(kv *mvccpb.KeyValue) (coordinator.Member, error) {
 	if kv.Lease == 0 {
 		return coordinator.Member{}, errNoLease
 	}
-	var m coordinator.Member
+	// A record written before priorities existed has none: the default.
+	m := coordinator.Member{Priority: coordinator.DefaultPriority}
 	if err := json.Unmarshal(kv.Value, &m); err != nil {
 		return coordinator.Member{}, fmt.Errorf("decode member record: %w", err)
 	}
