@@ -110,8 +110,9 @@ func (cfg Config) validate() error {
 }
 
 // Coordinator is one member's handle on one cluster of a Store. It
-// implements coordinator.Coordinator, coordinator.LeaseReporter and
-// coordinator.SlotClaimer. Create it with New; end it with Close.
+// implements coordinator.Coordinator, coordinator.LeaseReporter,
+// coordinator.SlotClaimer, coordinator.Failoverer and
+// coordinator.LastPositioner. Create it with New; end it with Close.
 type Coordinator struct {
 	store *Store
 	cfg   Config

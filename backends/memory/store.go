@@ -14,7 +14,8 @@ import (
 // the controls and the watchers. Every Coordinator of the process that should
 // see the same clusters uses the same Store. A Store is safe for concurrent
 // use and needs no closing: it holds no goroutine of its own (lease expiry
-// runs on clock timers that only take its lock).
+// and the end of failover waits run on clock timers that only take its
+// lock).
 type Store struct {
 	clock clock.Clock
 
