@@ -16,9 +16,11 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// fakeHarness runs members on a fake clock: Expire is Crash, then Advance
-// by the TTL. The living members' renewals are applied on schedule by the
-// store (see catchUpLocked), so the jump expires only the crashed member.
+// fakeHarness runs members on a fake clock: Expire is Crash, then a jump
+// of the clock to the instant the lease expires. The living members'
+// renewals are applied on schedule by the store (see catchUpLocked), so
+// the jump expires only the crashed member. No time passes otherwise but
+// by Pass.
 type fakeHarness struct {
 	store   *Store
 	clk     *clock.Fake
@@ -38,8 +40,14 @@ func newFakeHarness(t *testing.T) *fakeHarness {
 
 func (h *fakeHarness) New(t *testing.T, id string) coordinator.Coordinator {
 	t.Helper()
+	return h.NewRanked(t, id, coordinator.Ranking{})
+}
+
+// NewRanked opens id with ranking r.
+func (h *fakeHarness) NewRanked(t *testing.T, id string, r coordinator.Ranking) coordinator.Coordinator {
+	t.Helper()
 	cfg := h.cfg
-	cfg.Cluster, cfg.ID = h.cluster, id
+	cfg.Cluster, cfg.ID, cfg.Ranking = h.cluster, id, r
 	c, err := New(h.store, cfg)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
@@ -52,7 +60,10 @@ func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 	t.Helper()
 	c := cc.(*Coordinator)
 	c.crash()
-	h.clk.Advance(h.cfg.TTL)
+	h.store.mu.Lock()
+	expiry := c.lease.expiry
+	h.store.mu.Unlock()
+	h.clk.Set(expiry)
 	h.store.mu.Lock()
 	h.store.expireDueLocked()
 	alive := h.store.aliveLocked(c.lease)
@@ -61,6 +72,9 @@ func (h *fakeHarness) Expire(t *testing.T, cc coordinator.Coordinator) {
 		t.Fatalf("lease of crashed %s alive after advancing the clock by the TTL", c.id)
 	}
 }
+
+// Pass advances the fake clock by d.
+func (h *fakeHarness) Pass(t *testing.T, d time.Duration) { h.clk.Advance(d) }
 
 // Heal undoes Expire's crash: the member reaches the store again.
 func (h *fakeHarness) Heal(t *testing.T, cc coordinator.Coordinator) { heal(cc.(*Coordinator)) }
@@ -75,6 +89,12 @@ func heal(c *Coordinator) {
 	c.partition(false)
 }
 
+var (
+	_ coordinatortest.RankedHarness = (*fakeHarness)(nil)
+	_ coordinatortest.TimeMover     = (*fakeHarness)(nil)
+	_ coordinatortest.RankedHarness = (*realHarness)(nil)
+)
+
 func TestConformanceFakeClock(t *testing.T) {
 	coordinatortest.Run(t, func(t *testing.T) coordinatortest.Harness { return newFakeHarness(t) })
 }
@@ -88,8 +108,14 @@ type realHarness struct {
 
 func (h *realHarness) New(t *testing.T, id string) coordinator.Coordinator {
 	t.Helper()
+	return h.NewRanked(t, id, coordinator.Ranking{})
+}
+
+// NewRanked opens id with ranking r.
+func (h *realHarness) NewRanked(t *testing.T, id string, r coordinator.Ranking) coordinator.Coordinator {
+	t.Helper()
 	cfg := h.cfg
-	cfg.ID = id
+	cfg.ID, cfg.Ranking = id, r
 	c, err := New(h.store, cfg)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)

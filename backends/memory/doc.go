@@ -28,6 +28,37 @@
 // else, because the store ends the expiring session's term under the same
 // lock as it grants the next one.
 //
+// # Ranking
+//
+// Config.Ranking gives each member a priority and the rules it ranks the
+// others by (coordinator.Ranking), the same as the etcd backend's:
+//
+//   - The record's priority is the member's own (Register publishes
+//     Ranking.EffectivePriority, whatever it is given); its position is
+//     the one Register is given. The latest position a master's record
+//     had while it led is kept after it went away (LastPosition).
+//   - At a vacancy without a handover (the leader's lease expired, or the
+//     cluster was just resumed or created), each waiting member ranks the
+//     members with coordinator.Rank and its own Ranking, the heir being the
+//     first waiting member of priority above 0. The best takes over at
+//     once; another eligible member only once its failover wait has passed
+//     since it saw the vacancy (its campaign's start, when later); an
+//     ineligible one (priority 0, behind by more than its maximum lag,
+//     stopping) never. The store decides again at every change during the
+//     vacancy: a campaign, a record (a new position), a departure, the end
+//     of a failover wait. With no positions and equal priorities this is
+//     the plain rule: the longest waiting campaign wins.
+//   - Resign hands over to coordinator.Best of the leader's Ranking when
+//     that member is waiting; otherwise the vacancy rules apply.
+//   - Switchover("") names coordinator.Best of the caller's Ranking;
+//     Switchover(to) refuses a member that ranking does not let lead
+//     (coordinator.ErrIneligible). Failover is a forced request: its
+//     target may lead even if of priority 0 or too far behind.
+//
+// The ranking only chooses which waiting campaign the store grants: a
+// grant happens only while the leadership is vacant, under the store's
+// lock, so the one-leader rule does not depend on it.
+//
 // # What it does not do
 //
 // Nothing is persisted and nothing leaves the process: when the process

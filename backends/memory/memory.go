@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/ccctl/ccctl/backends/memory/internal/faults"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ var (
 	_ coordinator.SlotClaimer    = (*Coordinator)(nil)
 	_ coordinator.Reopener       = (*Coordinator)(nil)
 	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
+	_ coordinator.Failoverer     = (*Coordinator)(nil)
+	_ coordinator.LastPositioner = (*Coordinator)(nil)
 	_ coordinator.Leadership     = (*term)(nil)
 )
 
@@ -96,13 +99,20 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("margin %v: want less than the ttl %v", cfg.Margin, cfg.TTL)
 	case cfg.RenewInterval+cfg.Margin >= cfg.TTL:
 		return fmt.Errorf("ttl %v: want more than renew interval %v + margin %v", cfg.TTL, cfg.RenewInterval, cfg.Margin)
+	case cfg.Ranking.Priority > coordinator.MaxPriority:
+		return fmt.Errorf("priority %d: want 0 to %d", cfg.Ranking.Priority, coordinator.MaxPriority)
+	case cfg.Ranking.MaxLag < 0:
+		return fmt.Errorf("maximum lag %d: want >= 0 (0: no limit)", cfg.Ranking.MaxLag)
+	case cfg.Ranking.FailoverWait < 0:
+		return fmt.Errorf("failover wait %v: want >= 0 (0: a quarter of the ttl)", cfg.Ranking.FailoverWait)
 	}
 	return nil
 }
 
 // Coordinator is one member's handle on one cluster of a Store. It
-// implements coordinator.Coordinator, coordinator.LeaseReporter and
-// coordinator.SlotClaimer. Create it with New; end it with Close.
+// implements coordinator.Coordinator, coordinator.LeaseReporter,
+// coordinator.SlotClaimer, coordinator.Failoverer and
+// coordinator.LastPositioner. Create it with New; end it with Close.
 type Coordinator struct {
 	store *Store
 	cfg   Config
@@ -417,6 +427,10 @@ func (c *Coordinator) Close() error {
 }
 
 // Register creates or replaces the member's record, bound to its lease.
+// The record's Priority is the member's Ranking's effective priority,
+// whatever m says; its Position is kept, and while the member leads it is
+// also the cluster's last master position (LastPosition). At a vacancy the
+// waiting members rank again with the new record.
 func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error {
 	if m.ID == "" {
 		m.ID = c.id
@@ -438,9 +452,15 @@ func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error 
 		typ = coordinator.EventMemberUpdated
 	}
 	m = copyMember(m)
+	m.Priority = c.cfg.Ranking.EffectivePriority()
 	c.cl.members[c.id] = &record{m: m, lease: c.lease}
+	if t := c.cl.leader; t != nil && t.c == c && t.err == nil && m.Position != nil {
+		p := *m.Position
+		c.cl.lastPosition = &p
+	}
 	s.rev++
 	s.emitLocked(c.cl, coordinator.Event{Type: typ, Member: copyMember(m)})
+	s.electLocked(c.cl)
 	return nil
 }
 
@@ -459,9 +479,13 @@ func (c *Coordinator) Members(ctx context.Context) ([]coordinator.Member, error)
 }
 
 // Campaign blocks until the member leads, ctx is done, or the session ends.
-// Waiting campaigns win in the order they started (unless a switchover
-// request names another member). When ctx is done at the moment the
-// campaign wins, the leadership is returned.
+// A vacant leadership goes to the best waiting member by the ranking (see
+// coordinator.Rank and Config.Ranking): at once to the best, after its
+// failover wait to another eligible one, never to one of priority 0 or
+// too far behind; among members equally placed, campaigns win in the
+// order they started. A switchover request names the only member that
+// may win. When ctx is done at the moment the campaign wins, the
+// leadership is returned.
 func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, error) {
 	s := c.store
 	s.mu.Lock()
@@ -478,7 +502,7 @@ func (c *Coordinator) Campaign(ctx context.Context) (coordinator.Leadership, err
 		s.mu.Unlock()
 		return nil, fmt.Errorf("campaign %s: %w", c.id, err)
 	}
-	w := &waiter{c: c, ready: make(chan struct{})}
+	w := &waiter{c: c, at: s.clock.Now(), ready: make(chan struct{})}
 	c.cl.waiters = append(c.cl.waiters, w)
 	s.electLocked(c.cl)
 	s.mu.Unlock()
@@ -550,6 +574,9 @@ func (c *Coordinator) setPaused(ctx context.Context, op string, paused bool) err
 		return nil
 	}
 	c.cl.paused = paused
+	if !paused && c.cl.leader == nil {
+		c.cl.vacantSince = s.clock.Now() // the waiting members see the vacancy anew
+	}
 	s.rev++
 	typ := coordinator.EventResumed
 	if paused {
@@ -576,10 +603,12 @@ func (c *Coordinator) Paused(ctx context.Context) (bool, error) {
 }
 
 // Switchover asks the leader to hand over to the registered member to (or,
-// when to is empty, to the one coordinator.PickSwitchoverTarget chooses),
-// and returns the target. The request is bound to the target's session; it
-// replaces any earlier request. When the target already leads there is
-// nothing to ask: no request is recorded.
+// when to is empty, to coordinator.Best of this member's Ranking, the
+// leader excluded), and returns the target. A member the ranking does not
+// let lead (priority 0, too far behind, stopping) is refused with an error
+// wrapping ErrIneligible: Failover forces it. The request is bound to the
+// target's session; it replaces any earlier request. When the target
+// already leads there is nothing to ask: no request is recorded.
 func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("switchover %s: %w", c.cl.name, err)
@@ -595,10 +624,15 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 	if cl.leader != nil {
 		leaderID = cl.leader.c.id
 	}
+	v := s.vacancyLocked(cl)
+	heir := heirOf(v.waiters, leaderID)
 	if to == "" {
-		to = coordinator.PickSwitchoverTarget(membersLocked(cl), leaderID)
+		to = coordinator.Best(v.members, leaderID, heir, v.last, c.cfg.Ranking)
 		if to == "" {
-			return "", fmt.Errorf("switchover %s: no member to hand over to: %w", cl.name, coordinator.ErrUnknownMember)
+			if len(cl.members) == 0 || len(cl.members) == 1 && cl.members[leaderID] != nil {
+				return "", fmt.Errorf("switchover %s: no member to hand over to: %w", cl.name, coordinator.ErrUnknownMember)
+			}
+			return "", fmt.Errorf("switchover %s: no member may take over by the ranking: %w; force one with ccctl failover --to ID --force", cl.name, coordinator.ErrIneligible)
 		}
 	}
 	r, ok := cl.members[to]
@@ -608,12 +642,81 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 	if to == leaderID {
 		return to, nil
 	}
-	cl.switchTo, cl.switchLease = to, r.lease
-	s.rev++
-	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: to})
+	others := v.members
+	if leaderID != "" {
+		others = slices.DeleteFunc(slices.Clone(v.members), func(m coordinator.Member) bool { return m.ID == leaderID })
+	}
+	if rk := coordinator.Rank(others, heir, v.last, c.cfg.Ranking); !isEligible(rk, to) {
+		return "", fmt.Errorf("switchover %s to %s: %s: %w; force it with ccctl failover --to %s --force", cl.name, to, reason(rk, to), coordinator.ErrIneligible, to)
+	}
+	s.requestLocked(cl, to, r.lease, false)
 	c.log.Info("switchover requested", "to", to)
-	s.electLocked(cl)
 	return to, nil
+}
+
+// Failover asks that member to to lead next, whatever the ranking says
+// (see coordinator.Failoverer): a switchover request marked forced, which
+// Watch reports as EventSwitchover with Forced set. With a sitting leader,
+// it hands over to to as for a switchover; with none, to takes the vacancy
+// as soon as it campaigns, even if of priority 0 or too far behind. The
+// request is bound to to's session and replaces any earlier one; when to
+// already leads, none is recorded.
+func (c *Coordinator) Failover(ctx context.Context, to string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("failover %s: %w", c.cl.name, err)
+	}
+	s := c.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := c.checkLocked("failover"); err != nil {
+		return err
+	}
+	cl := c.cl
+	r, ok := cl.members[to]
+	if !ok {
+		return fmt.Errorf("failover %s to %q: %w", cl.name, to, coordinator.ErrUnknownMember)
+	}
+	if cl.leader != nil && cl.leader.c.id == to {
+		return nil
+	}
+	s.requestLocked(cl, to, r.lease, true)
+	c.log.Warn("failover forced", "to", to)
+	return nil
+}
+
+// requestLocked records a switchover request for to, bound to l, reports
+// it to the watchers and lets a waiting target take a vacant leadership.
+func (s *Store) requestLocked(cl *cluster, to string, l *lease, forced bool) {
+	cl.switchTo, cl.switchLease, cl.switchForced = to, l, forced
+	s.rev++
+	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: to, Forced: forced})
+	s.electLocked(cl)
+}
+
+// isEligible reports whether id is eligible in ranking.
+func isEligible(ranking []coordinator.Standing, id string) bool {
+	_, ok := standing(ranking, id)
+	return ok
+}
+
+// LastPosition returns the latest position the record of a master of the
+// cluster had while it led (nil if none had one). It is kept when that
+// master goes away.
+func (c *Coordinator) LastPosition(ctx context.Context) (*int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("last position %s: %w", c.cl.name, err)
+	}
+	s := c.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := c.checkLocked("last position"); err != nil {
+		return nil, err
+	}
+	if c.cl.lastPosition == nil {
+		return nil, nil
+	}
+	p := *c.cl.lastPosition
+	return &p, nil
 }
 
 // ClaimSlot records (job, slot) as taken by this member if nobody took it
@@ -683,7 +786,9 @@ func (t *term) Err() error {
 }
 
 // Resign ends the term (Done is closed first) and deletes the leader key,
-// so that a waiting member can take over at once. It is idempotent. When
+// so that a waiting member can take over at once: coordinator.Best of the
+// member's Ranking when it is waiting, else whom the vacancy's ranking
+// picks (Campaign); a standing switchover request still decides first. It is idempotent. When
 // the member is cut off, the term ends but the key stays until the lease
 // expires, and Resign returns an error wrapping ErrUnavailable.
 func (t *term) Resign(ctx context.Context) error {
@@ -702,7 +807,11 @@ func (t *term) Resign(ctx context.Context) error {
 	s.vacateLocked(cl)
 	s.endTermLocked(cl, t, coordinator.ErrResigned)
 	cl.handover = true
-	s.electLocked(cl)
+	if i := s.handoverLocked(cl, t.c); i >= 0 {
+		s.grantLocked(cl, i)
+	} else {
+		s.electLocked(cl)
+	}
 	cl.handover = false
 	return nil
 }

@@ -37,6 +37,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"margin not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, Margin: 2 * time.Second, RenewInterval: 100 * time.Millisecond}, "margin"},
 		{"renew not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, RenewInterval: 2 * time.Second}, "renew interval"},
 		{"renew plus margin not under ttl", NewStore(), Config{Cluster: cl, ID: "a", TTL: 2 * time.Second, Margin: time.Second, RenewInterval: time.Second}, "renew interval"},
+		{"ranking", NewStore(), Config{Cluster: cl, ID: "a", Ranking: coordinator.Ranking{Priority: 7, MaxLag: 100, FailoverWait: time.Second}}, ""},
+		{"never lead", NewStore(), Config{Cluster: cl, ID: "a", Ranking: coordinator.Ranking{Priority: coordinator.NeverLead}}, ""},
+		{"priority above the maximum", NewStore(), Config{Cluster: cl, ID: "a", Ranking: coordinator.Ranking{Priority: coordinator.MaxPriority + 1}}, "priority"},
+		{"negative maximum lag", NewStore(), Config{Cluster: cl, ID: "a", Ranking: coordinator.Ranking{MaxLag: -1}}, "maximum lag"},
+		{"negative failover wait", NewStore(), Config{Cluster: cl, ID: "a", Ranking: coordinator.Ranking{FailoverWait: -time.Second}}, "failover wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,8 @@ import (
 // the controls and the watchers. Every Coordinator of the process that should
 // see the same clusters uses the same Store. A Store is safe for concurrent
 // use and needs no closing: it holds no goroutine of its own (lease expiry
-// runs on clock timers that only take its lock).
+// and the end of failover waits run on clock timers that only take its
+// lock).
 type Store struct {
 	clock clock.Clock
 
@@ -67,6 +68,7 @@ type record struct {
 // waiter is one campaign waiting in a cluster's queue.
 type waiter struct {
 	c     *Coordinator
+	at    time.Time     // when the campaign started
 	ready chan struct{} // closed when won or abandoned
 	won   *term
 }
@@ -78,27 +80,35 @@ type slotKey struct {
 
 // cluster is the store's state of one cluster. Guarded by Store.mu.
 type cluster struct {
-	name        coordinator.Cluster
-	members     map[string]*record
-	leader      *term // nil when vacant
-	waiters     []*waiter
-	paused      bool
-	switchTo    string
-	switchLease *lease
-	watchers    map[*watcher]struct{}
-	slots       map[slotKey]time.Time // forget after
-	history     []coordinator.Term    // the last terms, oldest first (history.go)
-	handover    bool                  // electLocked runs for a Resign: a grant is a handover
+	name         coordinator.Cluster
+	members      map[string]*record
+	leader       *term // nil when vacant
+	waiters      []*waiter
+	paused       bool
+	switchTo     string
+	switchLease  *lease
+	switchForced bool // the request is a forced one (Failover)
+	watchers     map[*watcher]struct{}
+	slots        map[slotKey]time.Time // forget after
+	history      []coordinator.Term    // the last terms, oldest first (history.go)
+	handover     bool                  // electLocked runs for a Resign: a grant is a handover
+	// lastPosition is the latest position a master's record had while it
+	// led (nil: none had one); it outlives the master, as a key without a
+	// lease would.
+	lastPosition *int64
+	vacantSince  time.Time   // when the leadership was last seen vacant
+	rankTimer    clock.Timer // decides again when a failover wait ends (rank.go)
 }
 
 func (s *Store) clusterLocked(name coordinator.Cluster) *cluster {
 	cl, ok := s.clusters[name]
 	if !ok {
 		cl = &cluster{
-			name:     name,
-			members:  make(map[string]*record),
-			watchers: make(map[*watcher]struct{}),
-			slots:    make(map[slotKey]time.Time),
+			name:        name,
+			members:     make(map[string]*record),
+			watchers:    make(map[*watcher]struct{}),
+			slots:       make(map[slotKey]time.Time),
+			vacantSince: s.clock.Now(),
 		}
 		s.clusters[name] = cl
 	}
@@ -210,6 +220,7 @@ func (s *Store) endLeaseLocked(l *lease, why error) {
 // by the caller.
 func (s *Store) vacateLocked(cl *cluster) {
 	cl.leader = nil
+	cl.vacantSince = s.clock.Now()
 	s.rev++
 	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventNoLeader})
 }
@@ -218,7 +229,7 @@ func (s *Store) clearSwitchoverLocked(cl *cluster) {
 	if cl.switchTo == "" {
 		return
 	}
-	cl.switchTo, cl.switchLease = "", nil
+	cl.switchTo, cl.switchLease, cl.switchForced = "", nil, false
 	s.rev++
 	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventSwitchoverCleared})
 }
@@ -239,23 +250,29 @@ func (s *Store) dropWaitersLocked(cl *cluster, c *Coordinator) {
 	cl.waiters = kept
 }
 
-// electLocked grants the vacant leadership of cl to the first waiting
-// campaign that may win: none while paused; only the target's while a
-// switchover request stands; otherwise the longest waiting.
+// electLocked grants the vacant leadership of cl to the waiting campaign
+// decide picks (rank.go): none while paused; only the target's while a
+// switchover request stands; otherwise by the ranking, which with no
+// positions and equal priorities is the longest waiting. When a failover
+// wait must pass first, it arms the timer that decides again.
+//
+// The one-leader rule is kept here: a grant only while cl.leader is nil,
+// under the store's lock.
 func (s *Store) electLocked(cl *cluster) {
 	if cl.leader != nil || cl.paused {
+		s.armRankTimerLocked(cl, time.Time{})
 		return
 	}
-	idx := -1
-	for i, w := range cl.waiters {
-		if cl.switchTo == "" || (w.c.id == cl.switchTo && w.c.lease == cl.switchLease) {
-			idx = i
-			break
-		}
+	idx, retry := decide(s.vacancyLocked(cl))
+	s.armRankTimerLocked(cl, retry)
+	if idx >= 0 {
+		s.grantLocked(cl, idx)
 	}
-	if idx < 0 {
-		return
-	}
+}
+
+// grantLocked makes the waiting campaign cl.waiters[idx] the leader of
+// the vacant cl.
+func (s *Store) grantLocked(cl *cluster, idx int) {
 	w := cl.waiters[idx]
 	cl.waiters = append(cl.waiters[:idx], cl.waiters[idx+1:]...)
 	s.rev++
@@ -265,6 +282,10 @@ func (s *Store) electLocked(cl *cluster) {
 	w.c.term = t
 	w.won = t
 	close(w.ready)
+	if r, ok := cl.members[w.c.id]; ok && r.lease == w.c.lease && r.m.Position != nil {
+		p := *r.m.Position
+		cl.lastPosition = &p
+	}
 	s.emitLocked(cl, coordinator.Event{Type: coordinator.EventLeaderChanged, Leader: coordinator.Leader{ID: w.c.id, Token: t.token}})
 	if cl.switchTo != "" {
 		s.clearSwitchoverLocked(cl)
@@ -290,7 +311,11 @@ func (s *Store) stateLocked(cl *cluster) []coordinator.Event {
 	if cl.leader != nil {
 		leader = &coordinator.Leader{ID: cl.leader.c.id, Token: cl.leader.token}
 	}
-	return coordinator.StateEvents(membersLocked(cl), leader, cl.paused, cl.switchTo)
+	evs := coordinator.StateEvents(membersLocked(cl), leader, cl.paused, cl.switchTo)
+	if cl.switchForced {
+		evs[len(evs)-1].Forced = true // the EventSwitchover, last
+	}
+	return evs
 }
 
 func membersLocked(cl *cluster) []coordinator.Member {

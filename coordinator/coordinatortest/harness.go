@@ -16,6 +16,7 @@ package coordinatortest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ccctl/ccctl/coordinator"
 )
@@ -51,4 +52,14 @@ type Healer interface {
 type RankedHarness interface {
 	// NewRanked opens a handle for member id with ranking r, as New does.
 	NewRanked(t *testing.T, id string, r coordinator.Ranking) coordinator.Coordinator
+}
+
+// TimeMover is implemented by harnesses whose backend tells time with a
+// clock the test controls (a fake clock), so that the suite can see a
+// failover wait end without waiting for it. Without it the suite waits in
+// real time, bounded.
+type TimeMover interface {
+	// Pass makes d pass on the backend's clock, as it would for living
+	// members (their renewals keep their sessions).
+	Pass(t *testing.T, d time.Duration)
 }

@@ -64,13 +64,29 @@ const (
 //	Pause/StopsTakeover            and Resume restores it
 //	Switchover/ToNamedMember
 //	Switchover/UnknownMember
-//	Switchover/PicksTarget         an empty target is chosen by the backend
+//	Switchover/PicksTarget         an empty target is coordinator.Best
 //	Switchover/ClearedWhenTargetLeaves
 //	LeaseRemaining                 when the backend is a LeaseReporter
 //	ClaimSlot/Once                 when the backend is a SlotClaimer
 //	History/Reasons                every reason a term begins and ends, when
 //	                               the backend is a Historian
 //	History/CloseResigns           Close of a leader records a resignation
+//
+// When the harness is a RankedHarness (coordinator.Ranking):
+//
+//	Ranking/PublishesPriority       the record says the ranking's priority
+//	Ranking/CrashPicksMostCaughtUp  at 1000 (crashed), 900 and 500 (the plain
+//	                                rule's pick), 900 takes over
+//	Ranking/PriorityZeroNeverLeads  not at a crash, a handover or a
+//	                                switchover, though most caught up
+//	Ranking/SwitchoverToPriorityZero  refused with ErrIneligible
+//	Ranking/MaxLagThenFailover      all too far behind: nobody takes over,
+//	                                until a forced Failover (Failoverer)
+//	Ranking/BestAbsentOthersWait    the best does not campaign: another
+//	                                takes over after the failover wait
+//	Ranking/ResignHandsToBest       not to the plain rule's pick
+//	Ranking/LastPosition            kept after the master went away
+//	                                (LastPositioner)
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	s := suite{newHarness: newHarness}
 	t.Run("Register", func(t *testing.T) {
@@ -137,6 +153,16 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Run("History", func(t *testing.T) {
 		t.Run("Reasons", s.historyReasons)
 		t.Run("CloseResigns", s.historyCloseResigns)
+	})
+	t.Run("Ranking", func(t *testing.T) {
+		t.Run("PublishesPriority", s.rankingPublishesPriority)
+		t.Run("CrashPicksMostCaughtUp", s.rankingCrashPicksMostCaughtUp)
+		t.Run("PriorityZeroNeverLeads", s.rankingPriorityZeroNeverLeads)
+		t.Run("SwitchoverToPriorityZero", s.rankingSwitchoverToPriorityZero)
+		t.Run("MaxLagThenFailover", s.rankingMaxLagThenFailover)
+		t.Run("BestAbsentOthersWait", s.rankingBestAbsentOthersWait)
+		t.Run("ResignHandsToBest", s.rankingResignHandsToBest)
+		t.Run("LastPosition", s.rankingLastPosition)
 	})
 }
 
@@ -1387,8 +1413,11 @@ func wantLeaderID(t *testing.T, m coordinator.Coordinator, id string) {
 func (s suite) switchoverPicks(t *testing.T) {
 	c := s.cluster(t)
 	a, b, d := c.member("a"), c.member("b"), c.member("d")
-	register(t, d, coordinator.StateActive)
 	lead(t, a)
+	// d is the most caught up: the backend's choice by the ranking, which
+	// the lowest id (b) would not be.
+	registerAt(t, b, coordinator.StateRunning, 10)
+	registerAt(t, d, coordinator.StateActive, 20)
 	waitMembers(t, b, "a", "b", "d")
 	got, err := b.Switchover(testContext(t), "")
 	if err != nil {
@@ -1398,8 +1427,8 @@ func (s suite) switchoverPicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := coordinator.PickSwitchoverTarget(ms, "a"); got != want {
-		t.Fatalf("Switchover(\"\") chose %q; want %q (PickSwitchoverTarget)", got, want)
+	if want := coordinator.Best(ms, "a", "", nil, coordinator.Ranking{}); got != want || got != "d" {
+		t.Fatalf("Switchover(\"\") chose %q; want %q (coordinator.Best, the most caught up)", got, want)
 	}
 }
 
