@@ -81,6 +81,7 @@ func etcdConfig(cfg *config.Config, log *slog.Logger) etcd.Config {
 		ID:          cfg.InstanceID,
 		TTL:         cfg.TTL,
 		HistorySize: cfg.HistorySize,
+		Ranking:     cfg.Ranking(),
 		Logger:      log,
 	}
 }
@@ -142,6 +143,11 @@ type clusterView struct {
 	Token       int64        `json:"token"`
 	Paused      bool         `json:"paused"`
 	Members     []memberView `json:"members"`
+	// Vacancy says, when there is no master, who takes over or why
+	// nobody does; Standings are the members as coordinator.Rank orders
+	// them for the vacancy, with the configured maximum_lag.
+	Vacancy   string                 `json:"vacancy,omitempty"`
+	Standings []coordinator.Standing `json:"standings,omitempty"`
 }
 
 // view reads the cluster, keeping the members that pass the filters.
@@ -173,6 +179,10 @@ func readView(ctx context.Context, cfg *config.Config, coord clusterReader, leas
 	if err != nil {
 		return v, err
 	}
+	if v.Master == "" {
+		v.Standings = coordinator.Rank(ms, "", lastPosition(ctx, coord), coordinator.Ranking{MaxLag: cfg.MaximumLag})
+		v.Vacancy = vacancy(v.Standings, v.Paused)
+	}
 	left := leases(ctx)
 	now := time.Now()
 	for _, m := range ms {
@@ -192,6 +202,49 @@ func readView(ctx context.Context, cfg *config.Config, coord clusterReader, leas
 		v.Members = append(v.Members, mv)
 	}
 	return v, nil
+}
+
+// lastPosition returns the position the last master published, when the
+// backend keeps it (coordinator.LastPositioner), else nil.
+func lastPosition(ctx context.Context, coord any) *int64 {
+	lp, ok := coord.(coordinator.LastPositioner)
+	if !ok {
+		return nil
+	}
+	p, err := lp.LastPosition(ctx)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// vacancy says who takes over a vacancy, as standings rank the members,
+// or why nobody does.
+func vacancy(standings []coordinator.Standing, paused bool) string {
+	var eligible, others []string
+	for _, st := range standings {
+		if st.Eligible {
+			eligible = append(eligible, st.ID)
+		} else {
+			others = append(others, st.ID+": "+st.Reason)
+		}
+	}
+	switch {
+	case len(standings) == 0:
+		return "no master: no member is registered"
+	case paused:
+		return "no master: the cluster is paused; ccctl resume lets a member take over"
+	case len(eligible) == 0:
+		return "no master: no eligible member (" + strings.Join(others, "; ") + "); ccctl failover --to ID to force one"
+	}
+	s := "no master yet: " + eligible[0] + " is the best candidate"
+	if len(eligible) > 1 {
+		s += " (then " + strings.Join(eligible[1:], ", ") + ")"
+	}
+	if len(others) > 0 {
+		s += "; not eligible: " + strings.Join(others, "; ")
+	}
+	return s
 }
 
 // leasesOf returns the seconds left on each member record's lease, as etcd
@@ -390,8 +443,11 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 		paused = "  PAUSED"
 	}
 	fmt.Fprintf(w, "cluster %s/%s  master: %s  token: %d%s\n", shown(v.Environment), shown(v.Service), shown(master), v.Token, paused)
+	if v.Vacancy != "" {
+		fmt.Fprintln(w, shown(v.Vacancy))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPORTS\tTOKEN\tUPTIME\tLEASE")
+	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPRIORITY\tPOSITION\tPORTS\tTOKEN\tUPTIME\tLEASE")
 	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].ID < v.Members[j].ID })
 	for _, m := range v.Members {
 		ports := make([]string, len(m.Ports))
@@ -402,15 +458,18 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 		if m.Master {
 			role += "*"
 		}
-		token, lease := "-", "-"
+		token, lease, position := "-", "-", "-"
+		if m.Position != nil {
+			position = strconv.FormatInt(*m.Position, 10)
+		}
 		if m.Token != 0 {
 			token = strconv.FormatInt(m.Token, 10)
 		}
 		if m.LeaseLeftSc >= 0 {
 			lease = strconv.FormatInt(m.LeaseLeftSc, 10) + "s"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(m.ID), shown(dash(m.Host)), shown(dash(m.Address)), shown(dash(role)), shown(dash(string(m.State))),
-			dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", shown(m.ID), shown(dash(m.Host)), shown(dash(m.Address)), shown(dash(role)), shown(dash(string(m.State))),
+			m.Priority, position, dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
 	}
 	return tw.Flush()
 }
