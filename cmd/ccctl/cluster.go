@@ -288,6 +288,7 @@ func newStatusCommand() *cobra.Command {
 	role := cmd.Flags().String("role", "", "only members of this role: master or slave")
 	state := cmd.Flags().String("state", "", "only members in this state")
 	interval := cmd.Flags().Duration("interval", time.Second, "with --watch, redraw at least this often")
+	addSettingFlags(cmd.Flags(), rankingKeys()...)
 	completeWords(cmd, "output", "table", "json")
 	completeWords(cmd, "role", string(coordinator.RoleMaster), string(coordinator.RoleSlave))
 	completeWords(cmd, "state", states()...)
@@ -518,18 +519,25 @@ func newLeaderCommand() *cobra.Command {
 
 func newSwitchoverCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "switchover [--to ID]",
+		Use:   "switchover [--to ID [--force]]",
 		Short: "Ask the master to hand over to another member",
 		Long: "switchover asks the master to hand over to the member --to names, or, without\n" +
-			"--to, to the best other member (active over running, then the lowest id). It\n" +
-			"waits until that member is master, up to --timeout; --wait=false returns at once.",
+			"--to, to the best other member by the ranking (position, priority). It waits\n" +
+			"until that member is master, up to --timeout; --wait=false returns at once.\n" +
+			"A member of priority 0 is a target only with --force, which forces it past\n" +
+			"the ranking as ccctl failover --force does.",
 		Args: usageArgs(cobra.NoArgs),
 	}
 	to := cmd.Flags().String("to", "", "id of the member that should become master")
 	cmd.RegisterFlagCompletionFunc("to", completeMembers)
+	force := cmd.Flags().Bool("force", false, "with --to: hand over to that member even if its priority is 0 or it is behind by more than maximum_lag")
 	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
+	addSettingFlags(cmd.Flags(), rankingKeys()...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *force && *to == "" {
+			return withCode(exitUsage, errors.New("switchover: --force needs --to ID: only a member named by the operator is forced"))
+		}
 		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
 			// A paused cluster makes no role change: say so rather than
 			// wait for a handover that cannot come.
@@ -538,32 +546,71 @@ func newSwitchoverCommand() *cobra.Command {
 			} else if paused {
 				return withCode(exitFailure, errors.New("switchover: the cluster is paused; run ccctl resume first"))
 			}
-			target, err := h.coord.Switchover(ctx, *to)
-			if err != nil {
-				return fmt.Errorf("switchover: %w", err)
-			}
 			out := cmd.OutOrStdout()
+			var target string
+			if *force {
+				if err := forceLeader(ctx, "switchover", h.coord, *to, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				target = *to
+			} else {
+				if *to != "" {
+					if err := checkTarget(ctx, h.coord, *to); err != nil {
+						return err
+					}
+				}
+				var err error
+				target, err = h.coord.Switchover(ctx, *to)
+				if errors.Is(err, coordinator.ErrIneligible) {
+					return withCode(exitFailure, fmt.Errorf("switchover: %s: %w; --force overrides", *to, err))
+				}
+				if err != nil {
+					return fmt.Errorf("switchover: %w", err)
+				}
+			}
 			fmt.Fprintf(out, "switchover to %s requested\n", target)
 			if !*wait {
 				return nil
 			}
-			wctx, wcancel := context.WithTimeout(ctx, *timeout)
-			defer wcancel()
-			for {
-				l, err := h.coord.Leader(wctx)
-				if err == nil && l.ID == target {
-					_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
-					return err
-				}
-				select {
-				case <-wctx.Done():
-					return withCode(exitFailure, fmt.Errorf("switchover: %s is not master after %s", target, *timeout))
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
+			return waitLeader(ctx, "switchover", h.coord, target, *timeout, out)
 		})
 	}
 	return cmd
+}
+
+// checkTarget refuses a switchover to a member of priority 0, which never
+// leads unless forced.
+func checkTarget(ctx context.Context, coord clusterReader, to string) error {
+	ms, err := coord.Members(ctx)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	for _, m := range ms {
+		if m.ID == to && m.Priority == 0 {
+			return withCode(exitFailure, fmt.Errorf("switchover: %s has priority 0 and never leads; --force overrides", shown(to)))
+		}
+	}
+	return nil
+}
+
+// waitLeader waits until target leads, up to timeout, and says so on out.
+func waitLeader(ctx context.Context, op string, coord clusterReader, target string, timeout time.Duration, out io.Writer) error {
+	wctx, wcancel := context.WithTimeout(ctx, timeout)
+	defer wcancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l, err := coord.Leader(wctx)
+		if err == nil && l.ID == target {
+			_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
+			return err
+		}
+		select {
+		case <-wctx.Done():
+			return withCode(exitFailure, fmt.Errorf("%s: %s is not master after %s", op, shown(target), timeout))
+		case <-tick.C:
+		}
+	}
 }
 
 func newPauseCommand(pause bool) *cobra.Command {
