@@ -112,7 +112,7 @@ func failover(ctx context.Context, coord clusterReader, maxLag int64, r failover
 func forceLeader(ctx context.Context, op string, coord clusterReader, to string, errOut io.Writer) error {
 	fo, ok := coord.(coordinator.Failoverer)
 	if !ok {
-		return withCode(exitFailure, fmt.Errorf("%s: this backend cannot force a member to lead; without --force, switchover hands over by the ranking", op))
+		return withCode(exitFailure, fmt.Errorf("%s: this backend cannot force a member to lead (it does not implement forced failover)", op))
 	}
 	fmt.Fprintf(errOut, "ccctl: warning: forcing %s to lead whatever its priority and position: a member behind the others (past maximum_lag) loses the writes it has not received, which clients may have seen committed\n", shown(to))
 	err := fo.Failover(ctx, to)

@@ -80,7 +80,7 @@ func addSettingFlags(fs *pflag.FlagSet, keys ...string) {
 		}
 		usage := strings.ReplaceAll(s.Help, "`", "") + " (env " + strings.Join(s.Env, ", ")
 		if s.Default == "" && s.DefaultDoc != "" {
-			usage += "; default: " + s.DefaultDoc
+			usage += "; default: " + strings.ReplaceAll(s.DefaultDoc, "`", "")
 		}
 		usage += ")"
 		v := &settingValue{kind: valueName(s.Kind)}
