@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/ccctl/ccctl/backends/memory"
 	"github.com/ccctl/ccctl/coordinator"
 	"github.com/ccctl/ccctl/internal/cli/config"
+	"github.com/ccctl/ccctl/internal/testkit/testutil"
 )
 
 // memoryCluster is members registered on one memory store, and a handle
@@ -219,4 +221,29 @@ func TestFailoverOnEtcd(t *testing.T) {
 	} else if r.code != 0 || !strings.Contains(r.stdout, "failover to m3 requested") || !strings.Contains(r.stderr, "warning: forcing m3 to lead") {
 		t.Errorf("failover --force: got %d %q %q; want the request made", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestRunPublishesPositionAndPriority: ccctl run hands the position
+// command and the priority on; status shows them.
+func TestRunPublishesPositionAndPriority(t *testing.T) {
+	tc := newTestCluster(t)
+	env := append(append([]string(nil), tc.env...), "CCCTL_INSTANCE_ID=p1", "CCCTL_PRIORITY=3", "CCCTL_POSITION_COMMAND=echo 77", "CCCTL_GRACE_PERIOD=2s")
+	m := background(t, env, "run", "--", "sleep", "600")
+	var v clusterView
+	testutil.Eventually(t, 30*time.Second, "p1 at position 77 in status", func() bool {
+		r := ccctl(t, 30*time.Second, tc.env, "status", "-o", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || len(v.Members) != 1 {
+			return false
+		}
+		p := v.Members[0].Position
+		return p != nil && *p == 77
+	})
+	if got := v.Members[0].Priority; got != 3 {
+		t.Errorf("priority: got %d; want 3", got)
+	}
+	r := ccctl(t, 30*time.Second, tc.env, "status")
+	if f := strings.Fields(strings.Split(r.stdout, "\n")[2]); len(f) < 7 || f[0] != "p1" || f[5] != "3" || f[6] != "77" {
+		t.Errorf("status table: got %q; want p1 with priority 3 and position 77", r.stdout)
+	}
+	m.stop(t, syscall.SIGTERM, 30*time.Second)
 }
