@@ -146,6 +146,20 @@ type Config struct {
 	// OnLeadershipLost is what a master does when it loses the leadership
 	// (default LeadershipLostDemote).
 	OnLeadershipLost LeadershipLostAction
+	// PositionSource, when set, tells this member's replication position
+	// (ShellPosition runs a command): read every PositionInterval, and at
+	// once when the leadership is seen vacant, and published in the
+	// member's record (Member.Position, PositionAt) whenever it or its
+	// known-ness changes; a failure publishes no position. Hooks get it as
+	// CC_POSITION.
+	PositionSource PositionSource
+	// PositionInterval is how often PositionSource is read, start to start,
+	// on Clock (default DefaultPositionInterval).
+	PositionInterval time.Duration
+	// PositionTimeout bounds one read of PositionSource, on Clock (default
+	// PositionInterval); its context is then cancelled with
+	// ErrPositionTimeout and the position is unknown.
+	PositionTimeout time.Duration
 	// Extensions run alongside the controller and follow its role.
 	Extensions []Extension
 	// Actors are extra parts of the run group (an HTTP server).
@@ -224,6 +238,18 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.ActiveCheckInterval == 0 {
 		cfg.ActiveCheckInterval = DefaultActiveCheckInterval
+	}
+	if cfg.PositionInterval < 0 {
+		return bad("position interval %v: want >= 0", cfg.PositionInterval)
+	}
+	if cfg.PositionInterval == 0 {
+		cfg.PositionInterval = DefaultPositionInterval
+	}
+	if cfg.PositionTimeout < 0 {
+		return bad("position timeout %v: want >= 0", cfg.PositionTimeout)
+	}
+	if cfg.PositionTimeout == 0 {
+		cfg.PositionTimeout = cfg.PositionInterval
 	}
 	if len(cfg.Service.Argv) > 0 && cfg.Service.Argv[0] == "" {
 		return bad("service: empty command name")

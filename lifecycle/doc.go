@@ -73,6 +73,29 @@
 // when there is no service). An Extension whose Run returns nil before its
 // context is done does not stop the controller.
 //
+// # The replication position
+//
+// With a PositionSource (ShellPosition runs the position command with
+// /bin/sh -c), the controller reads this member's replication position
+// every PositionInterval, start to start, from the first registration on,
+// master and slaves alike (a master's position is the reference the
+// others' lag is measured from, and the backend keeps the last one it
+// published), and again at once when its watch reports the leadership
+// vacant (coordinator.EventNoLeader), so that the members rank one
+// another by fresh positions. Reads run one at a time, each bounded by
+// PositionTimeout: a command still running then has its whole process
+// group killed. A non-negative integer is the position; an error, a
+// non-zero exit, any other output or a timeout make it unknown. The
+// record (Member.Position and PositionAt, the time of the read that first
+// gave the value) is registered again only when the value or its
+// known-ness changed, so an idle member does not write every second; a
+// failure is logged when it starts and when its kind changes, and the
+// return of a known position once. Hooks get the latest position as
+// CC_POSITION, empty when unknown. The runner stops when the stop begins,
+// so the record keeps the last position read rather than the failure of a
+// stopping service. A vacancy seen while a hook runs is acted on when the
+// hook returns; the interval reads go on meanwhile.
+//
 // # What is not guaranteed
 //
 // A hook written in Go must return when its context is done: the controller

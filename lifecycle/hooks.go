@@ -96,6 +96,9 @@ type HookEvent struct {
 	// Added and Removed are the members that joined or left, for
 	// members_added and members_removed.
 	Added, Removed []coordinator.Member
+	// Position is this member's replication position as its
+	// PositionSource last told it (nil: unknown, or no source).
+	Position *int64
 	// Stdout and Stderr are where a hook's output should go: the
 	// controller's own (nil means discard).
 	Stdout, Stderr io.Writer
@@ -104,13 +107,19 @@ type HookEvent struct {
 // Environ returns the event as CC_* environment variables: CC_EVENT,
 // CC_ROLE, CC_PREVIOUS_ROLE, CC_INSTANCE_ID, CC_ENVIRONMENT, CC_SERVICE,
 // CC_MASTER_ID, CC_MASTER_HOST, CC_MASTER_ADDRESS, CC_FENCING_TOKEN (empty
-// when 0), CC_MEMBERS (a JSON array of member records), and for membership
-// events CC_MEMBERS_ADDED and CC_MEMBERS_REMOVED (JSON arrays of records).
+// when 0), CC_POSITION (this member's position, empty when unknown),
+// CC_MEMBERS (a JSON array of member records), and for membership events
+// CC_MEMBERS_ADDED and CC_MEMBERS_REMOVED (JSON arrays of records).
 func (ev HookEvent) Environ() []string {
 	env := []string{"CC_EVENT=" + string(ev.Name)}
 	env = append(env, ev.serviceEnviron()...)
+	pos := ""
+	if ev.Position != nil {
+		pos = strconv.FormatInt(*ev.Position, 10)
+	}
 	env = append(env,
 		"CC_PREVIOUS_ROLE="+string(ev.PreviousRole),
+		"CC_POSITION="+pos,
 		"CC_MEMBERS="+membersJSON(ev.Members),
 	)
 	switch ev.Name {
@@ -216,8 +225,13 @@ var ErrHookTimeout = errors.New("lifecycle: hook timed out")
 // clockTimeout returns a context cancelled with ErrHookTimeout after d on
 // clk, and its cancel function.
 func clockTimeout(ctx context.Context, clk clock.Clock, d time.Duration) (context.Context, func()) {
+	return clockTimeoutCause(ctx, clk, d, ErrHookTimeout)
+}
+
+// clockTimeoutCause is clockTimeout with cause as the context's cause.
+func clockTimeoutCause(ctx context.Context, clk clock.Clock, d time.Duration, cause error) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	t := clk.AfterFunc(d, func() { cancel(ErrHookTimeout) })
+	t := clk.AfterFunc(d, func() { cancel(cause) })
 	return ctx, func() {
 		t.Stop()
 		cancel(context.Canceled)

@@ -18,12 +18,13 @@ import (
 )
 
 func TestEnviron(t *testing.T) {
-	a := coordinator.Member{ID: "a", Host: "a.local", Address: "10.0.0.1", Role: coordinator.RoleMaster}
-	b := coordinator.Member{ID: "b", Host: "b.local", Address: "10.0.0.2", Role: coordinator.RoleSlave}
+	pos := int64(7)
+	a := coordinator.Member{ID: "a", Host: "a.local", Address: "10.0.0.1", Role: coordinator.RoleMaster, Priority: 1}
+	b := coordinator.Member{ID: "b", Host: "b.local", Address: "10.0.0.2", Role: coordinator.RoleSlave, Priority: 1, Position: &pos}
 	ev := lifecycle.HookEvent{
 		Name: lifecycle.HookMembersAdded, Role: coordinator.RoleSlave, PreviousRole: coordinator.RoleSlave,
 		InstanceID: "b", Environment: "prod", Service: "db", Master: a, Token: 42,
-		Members: []coordinator.Member{a, b}, Added: []coordinator.Member{a},
+		Members: []coordinator.Member{a, b}, Added: []coordinator.Member{a}, Position: &pos,
 	}
 	got := ev.Environ()
 	sort.Strings(got)
@@ -35,9 +36,10 @@ func TestEnviron(t *testing.T) {
 		"CC_MASTER_ADDRESS=10.0.0.1",
 		"CC_MASTER_HOST=a.local",
 		"CC_MASTER_ID=a",
-		`CC_MEMBERS=[{"id":"a","host":"a.local","address":"10.0.0.1","ports":null,"role":"master","state":"","started_at":"0001-01-01T00:00:00Z","version":""},{"id":"b","host":"b.local","address":"10.0.0.2","ports":null,"role":"slave","state":"","started_at":"0001-01-01T00:00:00Z","version":""}]`,
-		`CC_MEMBERS_ADDED=[{"id":"a","host":"a.local","address":"10.0.0.1","ports":null,"role":"master","state":"","started_at":"0001-01-01T00:00:00Z","version":""}]`,
+		`CC_MEMBERS=[{"id":"a","host":"a.local","address":"10.0.0.1","ports":null,"role":"master","state":"","started_at":"0001-01-01T00:00:00Z","version":"","priority":1},{"id":"b","host":"b.local","address":"10.0.0.2","ports":null,"role":"slave","state":"","started_at":"0001-01-01T00:00:00Z","version":"","priority":1,"position":7}]`,
+		`CC_MEMBERS_ADDED=[{"id":"a","host":"a.local","address":"10.0.0.1","ports":null,"role":"master","state":"","started_at":"0001-01-01T00:00:00Z","version":"","priority":1}]`,
 		"CC_MEMBERS_REMOVED=[]",
+		"CC_POSITION=7",
 		"CC_PREVIOUS_ROLE=slave",
 		"CC_ROLE=slave",
 		"CC_SERVICE=db",
@@ -45,7 +47,10 @@ func TestEnviron(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Environ:\n got %q\nwant %q", got, want)
 	}
-	ev.Name, ev.Token = lifecycle.HookStopping, 0
+	ev.Name, ev.Token, ev.Position = lifecycle.HookStopping, 0, nil
+	if env := strings.Join(ev.Environ(), "\n"); !strings.Contains(env, "\nCC_POSITION=\n") {
+		t.Errorf("Environ with no position: got %q; want CC_POSITION empty", env)
+	}
 	for _, kv := range ev.Environ() {
 		if strings.HasPrefix(kv, "CC_MEMBERS_") {
 			t.Errorf("Environ of %s: got %s; want no CC_MEMBERS_ADDED/REMOVED", ev.Name, kv)

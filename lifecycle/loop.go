@@ -46,6 +46,17 @@ type loop struct {
 	running    bool // the service was started and not stopped since
 	started    bool // the start hook ran
 
+	// The position runner (position.go): posMu guards pos; pubMu
+	// serializes registrations and guards published and registered.
+	posMu      sync.Mutex
+	pos        position
+	posKick    chan struct{}
+	posCancel  context.CancelFunc
+	posDone    chan struct{}
+	pubMu      sync.Mutex
+	published  coordinator.Member // the record the controller actor last registered
+	registered bool
+
 	quit chan struct{} // closed when the loop shuts down
 	wg   sync.WaitGroup
 }
@@ -70,6 +81,7 @@ func (c *Controller) execute(ctx context.Context) error {
 		record:        m,
 		members:       map[string]coordinator.Member{},
 		hookedMembers: map[string]coordinator.Member{},
+		posKick:       make(chan struct{}, 1),
 		quit:          make(chan struct{}),
 	}
 	l.run()
@@ -86,6 +98,7 @@ func (l *loop) run() {
 	if !l.firstRegister() {
 		return
 	}
+	l.startPositions()
 
 	l.started = true
 	if err := l.runHooks(HookStart, coordinator.RoleNone, nil, nil); err != nil {
@@ -289,6 +302,7 @@ func (l *loop) apply(ev coordinator.Event) {
 	case coordinator.EventNoLeader:
 		l.master = coordinator.Leader{}
 		l.snapshot = true
+		l.kickPositions()
 	case coordinator.EventPaused:
 		if !l.paused {
 			l.c.log.Info("cluster paused: no automatic role changes until resumed")
@@ -575,7 +589,8 @@ func (l *loop) publishWithin(ctx context.Context, d time.Duration, state coordin
 	l.c.setStatus(func(s *Status) { s.State = state })
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return l.c.coord.Register(ctx, l.record)
+	rec := l.record
+	return l.register(ctx, l.c.coord, &rec)
 }
 
 // publishAsync registers the member's record with state in the background;
@@ -592,7 +607,7 @@ func (l *loop) publishAsync(state coordinator.State) (wait func()) {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(l.bctx, publishTimeout)
 		defer cancel()
-		if err := coord.Register(ctx, rec); err != nil {
+		if err := l.register(ctx, coord, &rec); err != nil {
 			l.c.log.Warn("publish state", "state", state, "err", err)
 		}
 	}()
@@ -606,7 +621,10 @@ func (l *loop) event(name HookName, prev coordinator.Role, added, removed []coor
 	for id, m := range l.members {
 		members[id] = m
 	}
-	members[c.id] = l.record
+	pos := l.currentPosition()
+	self := l.record
+	self.Position, self.PositionAt = pos.value, pos.at
+	members[c.id] = self
 	mid := l.masterID()
 	master, ok := members[mid]
 	if !ok {
@@ -625,6 +643,7 @@ func (l *loop) event(name HookName, prev coordinator.Role, added, removed []coor
 		Members:      sortedMembers(members),
 		Added:        added,
 		Removed:      removed,
+		Position:     pos.value,
 		Stdout:       c.cfg.Stdout,
 		Stderr:       c.cfg.Stderr,
 	}
@@ -790,6 +809,7 @@ func (l *loop) activeChanged(open bool) bool {
 // group, then the state; Run resigns and closes after every actor returned.
 func (l *loop) shutdown() {
 	c := l.c
+	l.stopPositions() // the record keeps the last position read
 	if l.campaignCancel != nil {
 		l.campaignCancel()
 	}

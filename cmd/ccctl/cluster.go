@@ -81,6 +81,7 @@ func etcdConfig(cfg *config.Config, log *slog.Logger) etcd.Config {
 		ID:          cfg.InstanceID,
 		TTL:         cfg.TTL,
 		HistorySize: cfg.HistorySize,
+		Ranking:     cfg.Ranking(),
 		Logger:      log,
 	}
 }
@@ -134,6 +135,27 @@ type memberView struct {
 	LeaseLeftSc int64   `json:"lease_seconds_left"`
 }
 
+// UnmarshalJSON decodes a member as status -o json prints it: the record's
+// fields and the view's. Without it, the record's own decoder, promoted
+// from the embedded Member, would take the whole object and drop the
+// view's fields.
+func (v *memberView) UnmarshalJSON(b []byte) error {
+	var m coordinator.Member
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	var extra struct {
+		Master      bool    `json:"master"`
+		UptimeSec   float64 `json:"uptime_seconds"`
+		LeaseLeftSc int64   `json:"lease_seconds_left"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	*v = memberView{Member: m, Master: extra.Master, UptimeSec: extra.UptimeSec, LeaseLeftSc: extra.LeaseLeftSc}
+	return nil
+}
+
 // clusterView is what status shows.
 type clusterView struct {
 	Environment string       `json:"environment"`
@@ -142,6 +164,11 @@ type clusterView struct {
 	Token       int64        `json:"token"`
 	Paused      bool         `json:"paused"`
 	Members     []memberView `json:"members"`
+	// Vacancy says, when there is no master, who takes over or why
+	// nobody does; Standings are the members as coordinator.Rank orders
+	// them for the vacancy, with the configured maximum_lag.
+	Vacancy   string                 `json:"vacancy,omitempty"`
+	Standings []coordinator.Standing `json:"standings,omitempty"`
 }
 
 // view reads the cluster, keeping the members that pass the filters.
@@ -173,6 +200,10 @@ func readView(ctx context.Context, cfg *config.Config, coord clusterReader, leas
 	if err != nil {
 		return v, err
 	}
+	if v.Master == "" {
+		v.Standings = coordinator.Rank(ms, "", lastPosition(ctx, coord), coordinator.Ranking{MaxLag: cfg.MaximumLag})
+		v.Vacancy = vacancy(v.Standings, v.Paused)
+	}
 	left := leases(ctx)
 	now := time.Now()
 	for _, m := range ms {
@@ -192,6 +223,49 @@ func readView(ctx context.Context, cfg *config.Config, coord clusterReader, leas
 		v.Members = append(v.Members, mv)
 	}
 	return v, nil
+}
+
+// lastPosition returns the position the last master published, when the
+// backend keeps it (coordinator.LastPositioner), else nil.
+func lastPosition(ctx context.Context, coord any) *int64 {
+	lp, ok := coord.(coordinator.LastPositioner)
+	if !ok {
+		return nil
+	}
+	p, err := lp.LastPosition(ctx)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// vacancy says who takes over a vacancy, as standings rank the members,
+// or why nobody does.
+func vacancy(standings []coordinator.Standing, paused bool) string {
+	var eligible, others []string
+	for _, st := range standings {
+		if st.Eligible {
+			eligible = append(eligible, st.ID)
+		} else {
+			others = append(others, st.ID+": "+st.Reason)
+		}
+	}
+	switch {
+	case len(standings) == 0:
+		return "no master: no member is registered"
+	case paused:
+		return "no master: the cluster is paused; ccctl resume lets a member take over"
+	case len(eligible) == 0:
+		return "no master: no eligible member (" + strings.Join(others, "; ") + "); ccctl failover --to ID to force one"
+	}
+	s := "no master yet: " + eligible[0] + " is the best candidate"
+	if len(eligible) > 1 {
+		s += " (then " + strings.Join(eligible[1:], ", ") + ")"
+	}
+	if len(others) > 0 {
+		s += "; not eligible: " + strings.Join(others, "; ")
+	}
+	return s
 }
 
 // leasesOf returns the seconds left on each member record's lease, as etcd
@@ -235,6 +309,7 @@ func newStatusCommand() *cobra.Command {
 	role := cmd.Flags().String("role", "", "only members of this role: master or slave")
 	state := cmd.Flags().String("state", "", "only members in this state")
 	interval := cmd.Flags().Duration("interval", time.Second, "with --watch, redraw at least this often")
+	addSettingFlags(cmd.Flags(), rankingKeys()...)
 	completeWords(cmd, "output", "table", "json")
 	completeWords(cmd, "role", string(coordinator.RoleMaster), string(coordinator.RoleSlave))
 	completeWords(cmd, "state", states()...)
@@ -390,8 +465,11 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 		paused = "  PAUSED"
 	}
 	fmt.Fprintf(w, "cluster %s/%s  master: %s  token: %d%s\n", shown(v.Environment), shown(v.Service), shown(master), v.Token, paused)
+	if v.Vacancy != "" {
+		fmt.Fprintln(w, shown(v.Vacancy))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPORTS\tTOKEN\tUPTIME\tLEASE")
+	fmt.Fprintln(tw, "ID\tHOST\tADDRESS\tROLE\tSTATE\tPRIORITY\tPOSITION\tPORTS\tTOKEN\tUPTIME\tLEASE")
 	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].ID < v.Members[j].ID })
 	for _, m := range v.Members {
 		ports := make([]string, len(m.Ports))
@@ -402,15 +480,18 @@ func printTable(w io.Writer, v clusterView, now time.Time) error {
 		if m.Master {
 			role += "*"
 		}
-		token, lease := "-", "-"
+		token, lease, position := "-", "-", "-"
+		if m.Position != nil {
+			position = strconv.FormatInt(*m.Position, 10)
+		}
 		if m.Token != 0 {
 			token = strconv.FormatInt(m.Token, 10)
 		}
 		if m.LeaseLeftSc >= 0 {
 			lease = strconv.FormatInt(m.LeaseLeftSc, 10) + "s"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shown(m.ID), shown(dash(m.Host)), shown(dash(m.Address)), shown(dash(role)), shown(dash(string(m.State))),
-			dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", shown(m.ID), shown(dash(m.Host)), shown(dash(m.Address)), shown(dash(role)), shown(dash(string(m.State))),
+			m.Priority, position, dash(strings.Join(ports, ",")), token, time.Duration(m.UptimeSec)*time.Second, lease)
 	}
 	return tw.Flush()
 }
@@ -459,18 +540,25 @@ func newLeaderCommand() *cobra.Command {
 
 func newSwitchoverCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "switchover [--to ID]",
+		Use:   "switchover [--to ID [--force]]",
 		Short: "Ask the master to hand over to another member",
 		Long: "switchover asks the master to hand over to the member --to names, or, without\n" +
-			"--to, to the best other member (active over running, then the lowest id). It\n" +
-			"waits until that member is master, up to --timeout; --wait=false returns at once.",
+			"--to, to the best other member by the ranking (position, priority). It waits\n" +
+			"until that member is master, up to --timeout; --wait=false returns at once.\n" +
+			"A member of priority 0 is a target only with --force, which forces it past\n" +
+			"the ranking as ccctl failover --force does.",
 		Args: usageArgs(cobra.NoArgs),
 	}
 	to := cmd.Flags().String("to", "", "id of the member that should become master")
 	cmd.RegisterFlagCompletionFunc("to", completeMembers)
+	force := cmd.Flags().Bool("force", false, "with --to: hand over to that member even if its priority is 0 or it is behind by more than maximum_lag")
 	wait := cmd.Flags().Bool("wait", true, "wait until the target is master")
 	timeout := cmd.Flags().Duration("timeout", 60*time.Second, "how long to wait")
+	addSettingFlags(cmd.Flags(), rankingKeys()...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *force && *to == "" {
+			return withCode(exitUsage, errors.New("switchover: --force needs --to ID: only a member named by the operator is forced"))
+		}
 		return onCluster(cmd, func(ctx context.Context, h *clusterHandle) error {
 			// A paused cluster makes no role change: say so rather than
 			// wait for a handover that cannot come.
@@ -479,32 +567,71 @@ func newSwitchoverCommand() *cobra.Command {
 			} else if paused {
 				return withCode(exitFailure, errors.New("switchover: the cluster is paused; run ccctl resume first"))
 			}
-			target, err := h.coord.Switchover(ctx, *to)
-			if err != nil {
-				return fmt.Errorf("switchover: %w", err)
-			}
 			out := cmd.OutOrStdout()
+			var target string
+			if *force {
+				if err := forceLeader(ctx, "switchover", h.coord, *to, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				target = *to
+			} else {
+				if *to != "" {
+					if err := checkTarget(ctx, h.coord, *to); err != nil {
+						return err
+					}
+				}
+				var err error
+				target, err = h.coord.Switchover(ctx, *to)
+				if errors.Is(err, coordinator.ErrIneligible) {
+					return withCode(exitFailure, fmt.Errorf("switchover: %s: %w; --force overrides", *to, err))
+				}
+				if err != nil {
+					return fmt.Errorf("switchover: %w", err)
+				}
+			}
 			fmt.Fprintf(out, "switchover to %s requested\n", target)
 			if !*wait {
 				return nil
 			}
-			wctx, wcancel := context.WithTimeout(ctx, *timeout)
-			defer wcancel()
-			for {
-				l, err := h.coord.Leader(wctx)
-				if err == nil && l.ID == target {
-					_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
-					return err
-				}
-				select {
-				case <-wctx.Done():
-					return withCode(exitFailure, fmt.Errorf("switchover: %s is not master after %s", target, *timeout))
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
+			return waitLeader(ctx, "switchover", h.coord, target, *timeout, out)
 		})
 	}
 	return cmd
+}
+
+// checkTarget refuses a switchover to a member of priority 0, which never
+// leads unless forced.
+func checkTarget(ctx context.Context, coord clusterReader, to string) error {
+	ms, err := coord.Members(ctx)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	for _, m := range ms {
+		if m.ID == to && m.Priority == 0 {
+			return withCode(exitFailure, fmt.Errorf("switchover: %s has priority 0 and never leads; --force overrides", shown(to)))
+		}
+	}
+	return nil
+}
+
+// waitLeader waits until target leads, up to timeout, and says so on out.
+func waitLeader(ctx context.Context, op string, coord clusterReader, target string, timeout time.Duration, out io.Writer) error {
+	wctx, wcancel := context.WithTimeout(ctx, timeout)
+	defer wcancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l, err := coord.Leader(wctx)
+		if err == nil && l.ID == target {
+			_, err := fmt.Fprintf(out, "%s is master (token %d)\n", l.ID, l.Token)
+			return err
+		}
+		select {
+		case <-wctx.Done():
+			return withCode(exitFailure, fmt.Errorf("%s: %s is not master after %s", op, shown(target), timeout))
+		case <-tick.C:
+		}
+	}
 }
 
 func newPauseCommand(pause bool) *cobra.Command {

@@ -53,13 +53,42 @@ func (tc *testCluster) add(t *testing.T, id string, role coordinator.Role, state
 		t.Fatalf("etcd.New %s: %v", id, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	m := coordinator.Member{ID: id, Host: "host-" + id, Address: "10.0.0.1", Ports: []int{5432}, Role: role, State: state, StartedAt: time.Now().Add(-time.Minute)}
+	m := coordinator.Member{ID: id, Host: "host-" + id, Address: "10.0.0.1", Ports: []int{5432}, Role: role, State: state, StartedAt: time.Now().Add(-time.Minute), Priority: coordinator.DefaultPriority}
 	if role == coordinator.RoleMaster {
 		l, err := c.Campaign(ctx)
 		if err != nil {
 			t.Fatalf("campaign %s: %v", id, err)
 		}
 		m.Token = l.Token()
+	}
+	if err := c.Register(ctx, m); err != nil {
+		t.Fatalf("register %s: %v", id, err)
+	}
+	tc.members[id] = c
+	return c
+}
+
+// addRanked registers a slave with its own ranking and position (-1:
+// unknown).
+func (tc *testCluster) addRanked(t *testing.T, id string, r coordinator.Ranking, position int64) *etcd.Coordinator {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := etcd.New(ctx, etcd.Config{
+		Endpoints: []string{tc.ep},
+		Cluster:   coordinator.Cluster{Environment: "test", Service: "db"},
+		ID:        id,
+		TTL:       5 * time.Second,
+		Ranking:   r,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("etcd.New %s: %v", id, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m := coordinator.Member{ID: id, Host: "host-" + id, Role: coordinator.RoleSlave, State: coordinator.StateRunning, Priority: r.EffectivePriority()}
+	if position >= 0 {
+		m.Position = &position
 	}
 	if err := c.Register(ctx, m); err != nil {
 		t.Fatalf("register %s: %v", id, err)

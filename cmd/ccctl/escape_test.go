@@ -88,3 +88,35 @@ func TestStatusEscapesRecordWrittenByHand(t *testing.T) {
 		t.Errorf("status: want the escape codes shown escaped:\n%s", r.stdout)
 	}
 }
+
+// TestHistoryTableEscapesControlCharacters: a term whose member or
+// reasons hold escape sequences (a history key written by hand) is shown
+// with them escaped, in columns that still line up.
+func TestHistoryTableEscapesControlCharacters(t *testing.T) {
+	began := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	ended := coordinator.Moment{Revision: 9, Time: began.Add(time.Minute)}
+	terms := []coordinator.Term{
+		{Token: 5, Member: "m1\x1b[2J", Began: coordinator.Moment{Revision: 5, Time: began}, Ended: &ended, Reason: "election\x07", EndReason: "resigned\x1b]0;owned\x07"},
+		{Token: 9, Member: "m2\tx", Began: coordinator.Moment{Revision: 9, Time: began.Add(time.Minute)}, Reason: "\u202ehandover"},
+	}
+	var b bytes.Buffer
+	if err := printHistory(&b, terms, began.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if r := rawControl(out); r >= 0 || strings.ContainsRune(out, '\u202e') {
+		t.Errorf("history table holds a raw control character (%U):\n%s", r, out)
+	}
+	for _, want := range []string{`m1\x1b[2J`, `election\a`, `resigned\x1b]0;owned\a`, `m2\tx`, `\u202ehandover`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("history table: want %q escaped in it:\n%s", want, out)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	col := strings.Index(lines[0], "BEGAN")
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l[col:], "2026-03-01T10:0") {
+			t.Errorf("line %q: the time not in the BEGAN column (at %d)", l, col)
+		}
+	}
+}

@@ -28,6 +28,10 @@ func persistentKeys() []string {
 // listens.
 func healthKeys() []string { return []string{config.KeyHTTPAddress} }
 
+// rankingKeys are the flags of status, switchover and failover: the
+// maximum lag they rank the members with, as the members do.
+func rankingKeys() []string { return []string{config.KeyMaximumLag} }
+
 // backupKeys are the flags of backup and its subcommands: the backups'
 // folder and policy, and what backup run needs to run a command and log.
 func backupKeys() []string {
@@ -76,7 +80,7 @@ func addSettingFlags(fs *pflag.FlagSet, keys ...string) {
 		}
 		usage := strings.ReplaceAll(s.Help, "`", "") + " (env " + strings.Join(s.Env, ", ")
 		if s.Default == "" && s.DefaultDoc != "" {
-			usage += "; default: " + s.DefaultDoc
+			usage += "; default: " + strings.ReplaceAll(s.DefaultDoc, "`", "")
 		}
 		usage += ")"
 		v := &settingValue{kind: valueName(s.Kind)}

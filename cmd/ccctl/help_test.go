@@ -34,7 +34,7 @@ func helpFlags(t *testing.T, args ...string) map[string][2]string {
 
 func TestHelpNamesValuesByTheirKind(t *testing.T) {
 	valueNames := map[string]bool{"": true, "string": true, "N": true, "duration": true, "list": true, "port": true, "file": true, "strings": true, "int": true}
-	for _, args := range [][]string{{}, {"run"}, {"status"}, {"health"}, {"switchover"}, {"backup", "prune"}} {
+	for _, args := range [][]string{{}, {"run"}, {"status"}, {"health"}, {"switchover"}, {"failover"}, {"backup", "prune"}} {
 		for name, f := range helpFlags(t, args...) {
 			if !valueNames[f[0]] {
 				t.Errorf("ccctl %s --help: --%s %s: the value's name is a word of the usage %q", strings.Join(args, " "), name, f[0], f[1])
@@ -53,6 +53,12 @@ func TestHelpNamesValuesByTheirKind(t *testing.T) {
 		"backups-days-to-keep":            {"N", "(default 14)"},
 		"instance-id":                     {"string", "default: the host name"},
 		"terminate-when-no-longer-active": {"", "TERMINATE_WHEN_NO_LONGER_ACTIVE"},
+		"priority":                        {"N", "(default 1)"},
+		"position-command":                {"string", "(env CCCTL_POSITION_COMMAND)"},
+		"position-interval":               {"duration", "(default 1s)"},
+		"position-timeout":                {"duration", "default: position_interval, at most ttl"},
+		"maximum-lag":                     {"N", "(env CCCTL_MAXIMUM_LAG)"},
+		"failover-wait":                   {"duration", "default: ttl / 4"},
 	} {
 		got, ok := run[name]
 		if !ok || got[0] != want[0] || !strings.Contains(got[1], want[1]) {

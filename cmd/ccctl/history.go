@@ -64,8 +64,8 @@ func printHistory(w io.Writer, terms []coordinator.Term, now time.Time) error {
 		if endReason == "" {
 			endReason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(t.Token, 10), t.Member,
-			t.Began.Time.UTC().Format(time.RFC3339), t.Reason, ended, endReason, lasted.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(t.Token, 10), shown(dash(t.Member)),
+			t.Began.Time.UTC().Format(time.RFC3339), shown(dash(t.Reason)), ended, shown(endReason), lasted.Round(time.Millisecond))
 	}
 	return tw.Flush()
 }

@@ -95,7 +95,10 @@ func (m *member) openBackend(ctx context.Context) (int, error) {
 	if !cfg.UsesEtcd() {
 		m.log.Info("no etcd configured: memory backend, single member, always master",
 			"environment", cfg.Cluster.Environment, "service", cfg.Cluster.Service)
-		c, err := memory.New(memory.NewStore(), memory.Config{Cluster: cfg.Cluster, ID: cfg.InstanceID, TTL: cfg.TTL, HistorySize: cfg.HistorySize, Logger: m.base})
+		if cfg.Priority == 0 {
+			m.log.Warn("priority 0 on the memory backend: this member never leads, and no other member can")
+		}
+		c, err := memory.New(memory.NewStore(), memory.Config{Cluster: cfg.Cluster, ID: cfg.InstanceID, TTL: cfg.TTL, HistorySize: cfg.HistorySize, Ranking: cfg.Ranking(), Logger: m.base})
 		if err != nil {
 			return exitUsage, fmt.Errorf("run: %w", err)
 		}
@@ -297,7 +300,10 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		Coordinator: m.coord,
 		Member: coordinator.Member{
 			Host: host, Address: m.address, Ports: cfg.PortsWhenActive, Version: Version(),
+			Priority: cfg.Ranking().EffectivePriority(),
 		},
+		PositionInterval:            cfg.PositionInterval,
+		PositionTimeout:             cfg.PositionTimeout,
 		Service:                     lifecycle.Service{Argv: argv},
 		Hooks:                       hooks,
 		HookTimeout:                 cfg.HookTimeout,
@@ -338,6 +344,11 @@ func (m *member) run(ctx context.Context, argv []string) (int, error) {
 		}
 		lc.Actors = append(lc.Actors, lifecycle.Actor{Execute: srv.Execute, Interrupt: srv.Interrupt})
 		m.closers = append(m.closers, func() { srv.Interrupt(nil) }) // also when New fails
+	}
+	if cfg.PositionCommand != "" {
+		lc.PositionSource = lifecycle.ShellPosition(cfg.PositionCommand)
+	} else if cfg.MaximumLag > 0 {
+		m.log.Warn("maximum_lag without position_command: this member publishes no position, and may not take over a crash while others publish one")
 	}
 	ctrl, err := lifecycle.New(lc)
 	if err != nil {

@@ -92,6 +92,7 @@ func NewRootCommand() *cobra.Command {
 		newHistoryCommand(),
 		newLeaderCommand(),
 		newSwitchoverCommand(),
+		newFailoverCommand(),
 		newPauseCommand(true),
 		newPauseCommand(false),
 		newHealthCommand(),

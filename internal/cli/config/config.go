@@ -63,6 +63,22 @@ type Config struct {
 	// LeadershipLostAction is what a master does when its leadership is
 	// lost, as lifecycle takes it.
 	LeadershipLostAction lifecycle.LeadershipLostAction
+	// Priority is this member's priority at a vacancy, 0 to
+	// coordinator.MaxPriority; 0 never leads (see Ranking).
+	Priority int
+	// PositionCommand is the shell command that prints this member's
+	// replication position, "" when none.
+	PositionCommand string
+	// PositionInterval is how often PositionCommand runs.
+	PositionInterval time.Duration
+	// PositionTimeout bounds one run of PositionCommand.
+	PositionTimeout time.Duration
+	// MaximumLag is how far behind the reference position a member may be
+	// and still take over at a crash; 0 means no limit.
+	MaximumLag int64
+	// FailoverWait is how long an eligible member that is not the best
+	// candidate waits for the best one at a vacancy.
+	FailoverWait time.Duration
 	// PortsWhenActive are the ports that must accept connections before
 	// the member is active.
 	PortsWhenActive []int
@@ -171,6 +187,16 @@ type Backups struct {
 	Last, Hours, Days, Weeks, Months, Years int
 	// Location is the time zone of the retention buckets.
 	Location *time.Location
+}
+
+// Ranking returns the ranking settings as the backends take them:
+// priority 0 as coordinator.NeverLead.
+func (c *Config) Ranking() coordinator.Ranking {
+	r := coordinator.Ranking{Priority: c.Priority, MaxLag: c.MaximumLag, FailoverWait: c.FailoverWait}
+	if c.Priority == 0 {
+		r.Priority = coordinator.NeverLead
+	}
+	return r
 }
 
 // UsesEtcd reports whether etcd is configured.
@@ -299,6 +325,7 @@ func (l *loader) load() *Config {
 	c.GracePeriod = l.duration(KeyGracePeriod, 0)
 	c.LeadershipLostAction = lifecycle.LeadershipLostAction(l.oneOf(KeyLeadershipLostAction,
 		string(lifecycle.LeadershipLostDemote), string(lifecycle.LeadershipLostRestart), string(lifecycle.LeadershipLostExit)))
+	l.ranking(c)
 	for _, p := range l.list(KeyPortsWhenActive) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
@@ -666,6 +693,59 @@ func (l *loader) httpMaxConnections() int {
 		return 0
 	}
 	return n
+}
+
+// The bounds of the position command's interval and timeout.
+const (
+	MinPositionInterval = 100 * time.Millisecond
+	MaxPositionInterval = time.Hour
+)
+
+// ranking reads the priority, the position command and its timing, the
+// maximum lag and the failover wait; c.TTL must be read first.
+func (l *loader) ranking(c *Config) {
+	c.Priority = coordinator.DefaultPriority
+	if s, ok := l.raw(KeyPriority); ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > coordinator.MaxPriority {
+			l.fail("%s: %q: want a whole number from 0 (never leads) to %d", l.source(KeyPriority), s, coordinator.MaxPriority)
+		} else {
+			c.Priority = n
+		}
+	}
+	c.PositionCommand = l.str(KeyPositionCommand)
+	if strings.ContainsRune(c.PositionCommand, 0) {
+		l.fail("%s: want a shell command without NUL bytes", l.source(KeyPositionCommand))
+	}
+	c.PositionInterval = l.durationIn(KeyPositionInterval, MinPositionInterval, MaxPositionInterval)
+	if t, _ := l.raw(KeyPositionTimeout); t != "" {
+		max := c.TTL
+		if max < MinPositionInterval {
+			max = MinTTL // the TTL's own error is reported
+		}
+		c.PositionTimeout = l.durationIn(KeyPositionTimeout, MinPositionInterval, max)
+	} else {
+		c.PositionTimeout = c.PositionInterval
+		if c.TTL > 0 && c.PositionTimeout > c.TTL {
+			c.PositionTimeout = c.TTL
+		}
+	}
+	if s, ok := l.raw(KeyMaximumLag); ok {
+		lag, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || lag < 0 {
+			l.fail("%s: %q: want a whole number, 0 (no limit) or more", l.source(KeyMaximumLag), s)
+		} else {
+			c.MaximumLag = lag
+		}
+	}
+	if w, _ := l.raw(KeyFailoverWait); w != "" {
+		c.FailoverWait = l.duration(KeyFailoverWait, 0)
+		if c.FailoverWait > 0 && c.TTL > 0 && c.FailoverWait >= c.TTL {
+			l.fail("%s: %q: want more than 0 and less than ttl (%s)", l.source(KeyFailoverWait), w, shortDuration(c.TTL))
+		}
+	} else if c.TTL > 0 {
+		c.FailoverWait = coordinator.DefaultFailoverWait(c.TTL)
+	}
 }
 
 // maxHTTPConnections is the largest bound of the HTTP server's connections.

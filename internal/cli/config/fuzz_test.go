@@ -47,6 +47,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("backups:\n  timezone: Europe/Paris\n"), "ETCD_CACERT=/dev/null\nETCD_ENDPOINTS=http://e:2379")
 	f.Add([]byte("ttl: [1, 2]\nbogus: 1\n"), "CCCTL_TTL=1e308\nPORTS_WHEN_ACTIVE=80,x")
 	f.Add([]byte("&a [*a]"), "SUPPRESS_LOG_REGEXP=(((")
+	f.Add([]byte("priority: -1\nmaximum_lag: 1e9\nfailover_wait: 1h\nposition_command: [a]\n"), "CCCTL_POSITION_INTERVAL=NaN\nCCCTL_POSITION_TIMEOUT=99999h")
 	names := fuzzEnv()
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, file []byte, env string) {

@@ -27,6 +27,12 @@ type fileSchema struct {
 	HistorySize                 any `yaml:"history_size"`
 	GracePeriod                 any `yaml:"grace_period"`
 	LeadershipLostAction        any `yaml:"leadership_lost_action"`
+	Priority                    any `yaml:"priority"`
+	PositionCommand             any `yaml:"position_command"`
+	PositionInterval            any `yaml:"position_interval"`
+	PositionTimeout             any `yaml:"position_timeout"`
+	MaximumLag                  any `yaml:"maximum_lag"`
+	FailoverWait                any `yaml:"failover_wait"`
 	PortsWhenActive             any `yaml:"ports_when_active"`
 	TerminateWhenNoLongerActive any `yaml:"terminate_when_no_longer_active"`
 	HTTP                        *struct {

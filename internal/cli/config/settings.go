@@ -102,6 +102,12 @@ const (
 	KeyHistorySize                 = "history_size"
 	KeyGracePeriod                 = "grace_period"
 	KeyLeadershipLostAction        = "leadership_lost_action"
+	KeyPriority                    = "priority"
+	KeyPositionCommand             = "position_command"
+	KeyPositionInterval            = "position_interval"
+	KeyPositionTimeout             = "position_timeout"
+	KeyMaximumLag                  = "maximum_lag"
+	KeyFailoverWait                = "failover_wait"
 	KeyPortsWhenActive             = "ports_when_active"
 	KeyTerminateWhenNoLongerActive = "terminate_when_no_longer_active"
 	KeyHTTPAddress                 = "http.address"
@@ -149,6 +155,12 @@ func Settings() []Setting {
 		{Key: KeyHistorySize, Env: []string{"CCCTL_HISTORY_SIZE"}, Kind: Int, Default: "100", Help: "master terms the cluster's history keeps (`ccctl history`, `/history`), 1 to 100000; trimmed by each new master"},
 		{Key: KeyGracePeriod, Env: []string{"CCCTL_GRACE_PERIOD"}, Kind: Duration, Default: "8s", Help: "time between SIGTERM and SIGKILL when the service is stopped"},
 		{Key: KeyLeadershipLostAction, Env: []string{"CCCTL_LEADERSHIP_LOST_ACTION"}, Default: "demote", Help: "what a master does when its leadership is lost: `demote` (run transition_master_to_slave), `restart` (restart the service) or `exit` (stop, exit code 5)"},
+		{Key: KeyPriority, Env: []string{"CCCTL_PRIORITY"}, Kind: Int, Default: "1", Help: "this member's priority when the master is gone, 0 to 1048576: among members equally caught up the higher one leads; 0 never leads (unless forced with `ccctl failover --to ID --force`)"},
+		{Key: KeyPositionCommand, Env: []string{"CCCTL_POSITION_COMMAND"}, Help: "shell command (`/bin/sh -c`) that prints this member's replication position, one non-negative integer; run every `position_interval` and at once when the master is gone, published in the member's record and given to hooks as `CC_POSITION`; a failure publishes no position"},
+		{Key: KeyPositionInterval, Env: []string{"CCCTL_POSITION_INTERVAL"}, Kind: Duration, Default: "1s", Help: "how often `position_command` runs, from 100ms to 1h"},
+		{Key: KeyPositionTimeout, Env: []string{"CCCTL_POSITION_TIMEOUT"}, Kind: Duration, DefaultDoc: "`position_interval`, at most `ttl`", Help: "how long one run of `position_command` may take, from 100ms to `ttl`; then its process group is killed and the position is unknown"},
+		{Key: KeyMaximumLag, Env: []string{"CCCTL_MAXIMUM_LAG"}, Kind: Int, Default: "0", Help: "a member behind the highest known position by more than this does not take over when the master crashes, nor is it `ccctl failover`'s target without `--force` (0: no limit)"},
+		{Key: KeyFailoverWait, Env: []string{"CCCTL_FAILOVER_WAIT"}, Kind: Duration, DefaultDoc: "`ttl` / 4", Help: "how long the other eligible members wait for the best candidate to take over when the master is gone, before they try; less than `ttl`"},
 		{Key: KeyPortsWhenActive, Env: []string{"PORTS_WHEN_ACTIVE"}, Kind: List, Help: "TCP ports that must accept connections before the member is `active`, e.g. `80,443`"},
 		{Key: KeyTerminateWhenNoLongerActive, Env: []string{"TERMINATE_WHEN_NO_LONGER_ACTIVE"}, Kind: Bool, Default: "false", Help: "stop the container when an active service stops answering on its ports (true/false, 1/0, yes/no, on/off)"},
 		{Key: KeyHTTPAddress, Env: []string{"CCCTL_HTTP_ADDR"}, DefaultDoc: "off", Help: "address of the HTTP server (`/health`, `/master`, `/slave`, `/status`, `/metrics`), e.g. `:8008`; also where `ccctl health` asks"},
