@@ -135,27 +135,6 @@ type memberView struct {
 	LeaseLeftSc int64   `json:"lease_seconds_left"`
 }
 
-// UnmarshalJSON decodes a member as status -o json prints it: the record's
-// fields and the view's. Without it, the record's own decoder, promoted
-// from the embedded Member, would take the whole object and drop the
-// view's fields.
-func (v *memberView) UnmarshalJSON(b []byte) error {
-	var m coordinator.Member
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	var extra struct {
-		Master      bool    `json:"master"`
-		UptimeSec   float64 `json:"uptime_seconds"`
-		LeaseLeftSc int64   `json:"lease_seconds_left"`
-	}
-	if err := json.Unmarshal(b, &extra); err != nil {
-		return err
-	}
-	*v = memberView{Member: m, Master: extra.Master, UptimeSec: extra.UptimeSec, LeaseLeftSc: extra.LeaseLeftSc}
-	return nil
-}
-
 // clusterView is what status shows.
 type clusterView struct {
 	Environment string       `json:"environment"`
