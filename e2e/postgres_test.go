@@ -71,7 +71,7 @@ func TestPostgresStack(t *testing.T) {
 	if out := s.run("compose.yaml exec -T pg1 ccctl leader", time.Minute); !strings.HasPrefix(out, primary+"\n") {
 		t.Errorf("ccctl leader, then ccctl status: got %q; want %s first", out, primary)
 	}
-	s.run("INSERT INTO notes", 2*time.Minute)
+	s.run("CREATE TABLE notes", 2*time.Minute)
 	rows := []string{"written before the failover"}
 	for _, m := range s.others(primary) {
 		s.waitRows(m, rows, 30*time.Second)
@@ -178,7 +178,7 @@ func TestPostgresNoDataLoss(t *testing.T) {
 	maxLag := s.maximumLag()
 	s.build()
 	primary := s.up()
-	s.run("INSERT INTO notes", 2*time.Minute)
+	s.run("CREATE TABLE notes", 2*time.Minute)
 	rows := []string{"written before the failover"}
 	for _, m := range s.others(primary) {
 		s.waitRows(m, rows, 30*time.Second)
@@ -215,6 +215,7 @@ func TestPostgresNoDataLoss(t *testing.T) {
 		return pc >= pp
 	})
 	ph := s.position(heir)
+	s.checkPositionFails(heir)
 	if ph >= pp {
 		t.Fatalf("position of %s, its WAL receiver stopped: got %d; want below the primary's %d", heir, ph, pp)
 	}
@@ -257,6 +258,15 @@ func TestPostgresNoDataLoss(t *testing.T) {
 	})
 	s.waitRows(heir, all, 30*time.Second)
 	t.Logf("postgres: no data loss: %s follows %s with every row, %v after the kill", heir, caught, time.Since(t1).Round(time.Millisecond))
+	out := s.run("is down", time.Minute)
+	if first, _, _ := strings.Cut(out, "\n"); first != caught {
+		t.Errorf("the README's leader line after the crash: got %q; want %s", first, caught)
+	}
+	for _, want := range []string{caught + "|f|written while the heir lags", heir + "|t|written while the heir lags", primary + " is down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the README's rows after the crash: no %q in\n%s", want, out)
+		}
+	}
 
 	// docker kill left the old primary down; started again, it follows too.
 	s.run("compose.yaml start", 2*time.Minute)
@@ -622,6 +632,21 @@ func (s *pgStack) maximumLag() uint64 {
 		s.t.Fatalf("examples/postgres/compose.yaml: CCCTL_MAXIMUM_LAG %q: want a number of bytes above 0", m[1])
 	}
 	return n
+}
+
+// checkPositionFails checks that hooks/position.sh on member m fails,
+// printing nothing on stdout, when no server answers (a port nothing
+// listens on, through libpq's PGPORT).
+func (s *pgStack) checkPositionFails(m string) {
+	s.t.Helper()
+	cmd := exec.Command("docker", "exec", "-e", "PGPORT=1", s.container[m], "position.sh")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err == nil || stdout.Len() != 0 {
+		s.t.Errorf("position.sh on %s with no server answering: got %q on stdout, %v; want nothing, and a failure", m, stdout.String(), err)
+	}
+	s.t.Logf("postgres: position.sh with no server: %v: %s", err, strings.TrimSpace(stderr.String()))
 }
 
 // exitCodes returns the exit codes of member m's container since the Unix
