@@ -639,7 +639,9 @@ func (s *pgStack) maximumLag() uint64 {
 // listens on, through libpq's PGPORT).
 func (s *pgStack) checkPositionFails(m string) {
 	s.t.Helper()
-	cmd := exec.Command("docker", "exec", "-e", "PGPORT=1", s.container[m], "position.sh")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "exec", "-e", "PGPORT=1", s.container[m], "position.sh")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
