@@ -169,10 +169,11 @@ func TestPostgresStack(t *testing.T) {
 // the primary is crashed with docker kill. The caught-up replica must be
 // the one promoted, with every row, although the lagging one would try
 // first without the ranking; the lagging one must then follow it and catch
-// up, and the old primary, started again, too. Between the blocks it checks
-// that hooks/position.sh shows the lag, below CCCTL_MAXIMUM_LAG (so that
-// the drill tests the order of the candidates, not the limit), and that
-// the members publish those positions in their records.
+// up, and the old primary, started again, too (waited for in long mode).
+// Between the blocks it checks that hooks/position.sh shows the lag, below
+// CCCTL_MAXIMUM_LAG (so that the drill tests the order of the candidates,
+// not the limit), and that the members publish those positions in their
+// records.
 func TestPostgresNoDataLoss(t *testing.T) {
 	s := newPGStack(t, pgNoDataLossProject)
 	maxLag := s.maximumLag()
