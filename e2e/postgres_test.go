@@ -169,11 +169,12 @@ func TestPostgresStack(t *testing.T) {
 // the primary is crashed with docker kill. The caught-up replica must be
 // the one promoted, with every row, although the lagging one would try
 // first without the ranking; the lagging one must then follow it and catch
-// up, and the old primary, started again, too (waited for in long mode).
-// Between the blocks it checks that hooks/position.sh shows the lag, below
-// CCCTL_MAXIMUM_LAG (so that the drill tests the order of the candidates,
-// not the limit), and that the members publish those positions in their
-// records.
+// up, and the old primary, started again, too. Then the whole cluster is
+// stopped and started again: one member must take over, ranked by the
+// positions of the data folders. Between the blocks it checks that
+// hooks/position.sh shows the lag, below CCCTL_MAXIMUM_LAG (so that the
+// drill tests the order of the candidates, not the limit), and that the
+// members publish those positions in their records.
 func TestPostgresNoDataLoss(t *testing.T) {
 	s := newPGStack(t, pgNoDataLossProject)
 	maxLag := s.maximumLag()
@@ -270,16 +271,39 @@ func TestPostgresNoDataLoss(t *testing.T) {
 	}
 
 	// docker kill left the old primary down; started again, it clones the
-	// new primary and follows it (waited for in long mode only: the clone
-	// and the wait out of its stale record take half a minute).
+	// new primary and follows it.
 	s.run("compose.yaml start", 2*time.Minute)
-	if st, err := docker("inspect", "--format", "{{.State.Status}}", s.container[primary]); err != nil || st != "running" {
-		t.Errorf("%s after docker-compose start: got %q, %v; want running", primary, st, err)
+	s.waitFollowers(caught, all, 3*time.Minute)
+	t.Logf("postgres: no data loss: %s started again and following %s with every row, %v after the kill", primary, caught, time.Since(t1).Round(time.Millisecond))
+
+	// The whole cluster stopped: each data folder, shut down cleanly, has
+	// a position, the primary's the furthest; started again, one member
+	// takes over (none would, with the last primary's position known and
+	// theirs not) and the others follow it.
+	out = s.run("--entrypoint position.sh", 2*time.Minute)
+	stopped := map[string]uint64{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && slices.Contains([]string{"pg1", "pg2", "pg3"}, f[0]) {
+			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				stopped[f[0]] = n
+			}
+		}
 	}
-	if !testing.Short() {
-		s.waitFollowers(caught, all, 3*time.Minute)
-		t.Logf("postgres: no data loss: %s started again and following %s with every row, %v after the kill", primary, caught, time.Since(t1).Round(time.Millisecond))
+	if len(stopped) != 3 {
+		t.Fatalf("position.sh on the stopped members: got %v from\n%s; want a position for each", stopped, out)
 	}
+	for _, m := range s.others(caught) {
+		if stopped[m] > stopped[caught] {
+			t.Errorf("positions of the stopped members: %v; want none above the primary's, %s", stopped, caught)
+		}
+	}
+	t.Logf("postgres: no data loss: positions of the stopped members: %v", stopped)
+	t3 := time.Now()
+	s.run("compose.yaml start", 2*time.Minute)
+	next := s.waitPrimary("", nil, 3*time.Minute)
+	s.waitFollowers(next, all, 30*time.Second)
+	t.Logf("postgres: no data loss: the cluster stopped and started again: %s (stopped at %d) leads, the others follow with every row, %v after docker-compose start", next, stopped[next], time.Since(t3).Round(time.Millisecond))
 
 	s.run("down -v", 5*time.Minute)
 	s.allRun(s.drillBlocks())
