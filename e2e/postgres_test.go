@@ -280,6 +280,10 @@ func TestPostgresNoDataLoss(t *testing.T) {
 	// a position, the primary's the furthest; started again, one member
 	// takes over (none would, with the last primary's position known and
 	// theirs not) and the others follow it.
+	running := map[string]uint64{}
+	for _, m := range []string{"pg1", "pg2", "pg3"} {
+		running[m] = s.position(m)
+	}
 	out = s.run("--entrypoint position.sh", 2*time.Minute)
 	stopped := map[string]uint64{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -298,7 +302,15 @@ func TestPostgresNoDataLoss(t *testing.T) {
 			t.Errorf("positions of the stopped members: %v; want none above the primary's, %s", stopped, caught)
 		}
 	}
-	t.Logf("postgres: no data loss: positions of the stopped members: %v", stopped)
+	for m, p := range running {
+		if stopped[m] < p {
+			t.Errorf("position of %s stopped: got %d; want at least %d, its position while it ran", m, stopped[m], p)
+		}
+	}
+	if stopped[caught] <= running[caught] {
+		t.Errorf("position of the primary %s stopped: got %d; want above %d, its position while it ran (its shutdown checkpoint)", caught, stopped[caught], running[caught])
+	}
+	t.Logf("postgres: no data loss: positions while running %v, stopped %v", running, stopped)
 	t3 := time.Now()
 	s.run("compose.yaml start", 2*time.Minute)
 	next := s.waitPrimary("", nil, 3*time.Minute)

@@ -24,9 +24,11 @@
 set -eu
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-3}"
 
-# wal_end prints the end of the last WAL record in $PGDATA/pg_wal, read
-# from the latest checkpoint's redo location on its timeline, or the
-# checkpoint's own location when no record can be read.
+# wal_end prints the end of the WAL in $PGDATA/pg_wal, where a server
+# would write its next record: the end of the last record pg_waldump reads
+# from the latest checkpoint's redo location on its timeline (pg_waldump
+# fails where the WAL ends), or the checkpoint's own location when it reads
+# none.
 wal_end() {
 	control=$(pg_controldata -D "$PGDATA")
 	field() { printf '%s\n' "$control" | sed -n "s/^$1: *//p"; }
@@ -38,23 +40,41 @@ wal_end() {
 		return 1
 		;;
 	esac
+	blk=$(field 'WAL block size')
+	seg=$(field 'Bytes per WAL segment')
 	redo=$(field "Latest checkpoint's REDO location")
 	tli=$(field "Latest checkpoint's TimeLineID")
-	# The last record pg_waldump reads: "... len (rec/tot):  54/  54, ...
-	# lsn: 0/04042628, ...", whose end is its lsn plus its total length.
-	# pg_waldump fails where the WAL ends; only its last record counts.
+	# "rmgr: XLOG  len (rec/tot):  24/  24, tx: 0, lsn: 0/06000100, prev
+	# 0/060000D8, desc: SWITCH": the total length, the lsn, the kind.
 	last=$(pg_waldump -p "$PGDATA/pg_wal" -t "$tli" -s "$redo" 2>/dev/null | tail -n 1 |
-		sed -n 's|.*len (rec/tot): *[0-9]*/ *\([0-9]*\),.* lsn: \([0-9A-F]*\)/\([0-9A-F]*\),.*|\1 \2 \3|p')
-	if [ -n "$last" ]; then
-		# shellcheck disable=SC2086 # three words: length, high, low
-		set -- $last
-		# Records start on 8-byte boundaries: the next one, where a
-		# server's position would be.
-		echo $(((0x$2 * 4294967296 + 0x$3 + $1 + 7) / 8 * 8))
+		sed -n 's|.*len (rec/tot): *[0-9]*/ *\([0-9]*\),.* lsn: \([0-9A-F]*\)/\([0-9A-F]*\),.* desc: \([A-Z_]*\).*|\1 \2 \3 \4|p')
+	if [ -z "$last" ]; then
+		at=$(field 'Latest checkpoint location')
+		echo $((0x${at%/*} * 4294967296 + 0x${at#*/}))
 		return
 	fi
-	at=$(field 'Latest checkpoint location')
-	echo $((0x${at%/*} * 4294967296 + 0x${at#*/}))
+	# shellcheck disable=SC2086 # four words
+	set -- $last
+	left=$1
+	pos=$((0x$2 * 4294967296 + 0x$3))
+	if [ "$4" = SWITCH ]; then
+		# The rest of the segment is skipped.
+		echo $(((pos / seg + 1) * seg))
+		return
+	fi
+	# A record runs on over the next pages, past each page's header (40
+	# bytes on a segment's first page, 24 on the others); the next one
+	# starts on an 8-byte boundary.
+	while [ $((blk - pos % blk)) -lt "$left" ]; do
+		left=$((left - (blk - pos % blk)))
+		pos=$(((pos / blk + 1) * blk))
+		if [ $((pos % seg)) -eq 0 ]; then
+			pos=$((pos + 40))
+		else
+			pos=$((pos + 24))
+		fi
+	done
+	echo $(((pos + left + 7) / 8 * 8))
 }
 
 if pg_ctl status -D "$PGDATA" >/dev/null 2>&1; then
