@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -22,6 +24,21 @@ import (
 // so that the drill never touches another stack's containers, networks or
 // volumes.
 const pgProject = "ccctl-e2e-postgres"
+
+// pgNoDataLossProject is the compose project of TestPostgresNoDataLoss.
+const pgNoDataLossProject = "ccctl-e2e-pg-nodataloss"
+
+// The lines around the section of examples/postgres/README.md that
+// TestPostgresNoDataLoss runs; TestPostgresStack runs the rest.
+const (
+	pgDrillBegin = "<!-- BEGIN no data loss -->"
+	pgDrillEnd   = "<!-- END no data loss -->"
+)
+
+// pgHeirKey is the heir's place of the example's cluster (environment
+// demo, service postgres, the default prefix), as backends/etcd lays it
+// out.
+const pgHeirKey = "/ccctl/demo/postgres/election-heir"
 
 // pgImages are the tags examples/postgres/README.md builds.
 var pgImages = []string{"ccctl-postgres", "ccctl-postgres-etcd", "ccctl"}
@@ -48,71 +65,13 @@ type pgStack struct {
 // 75, and that each comes back and follows. In long mode (without -short)
 // the crash is repeated three times.
 func TestPostgresStack(t *testing.T) {
-	if err := engineReachable(); err != nil {
-		if requireDocker() {
-			t.Fatalf("CCCTL_E2E_DOCKER=1 but no Docker engine: %v", err)
-		}
-		t.Skipf("no Docker engine: %v", err)
-	}
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		if requireDocker() {
-			t.Fatalf("no docker-compose to run examples/postgres/compose.yaml (apt-get install docker-compose): %v", err)
-		}
-		t.Skipf("no docker-compose: %v", err)
-	}
-	if _, err := os.Stat("/usr/lib/postgresql/15/bin/postgres"); err != nil {
-		t.Skip("no PostgreSQL 15 server on this machine (Debian's postgresql-15) to build the example's image from")
-	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The README's commands run in a fresh copy of the repository, as a
-	// user's clone, under the drill's own project name.
-	tmp := t.TempDir()
-	bb, err := staticBusybox(tmp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("BUSYBOX", bb)
-	t.Setenv("COMPOSE_PROJECT_NAME", pgProject)
-	dir := docstest.Copy(t, root)
-	s := &pgStack{t: t, dir: dir, readme: filepath.Join(dir, "examples", "postgres", "README.md"),
-		ran: map[string]bool{}, container: map[string]string{}}
-	s.compose(5*time.Minute, "down", "-v", "--remove-orphans") // what a crashed run left
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := s.compose(time.Minute, "logs", "--no-color", "--tail", "60")
-			t.Logf("--- logs of the stack:\n%s", out)
-		}
-		if out, err := s.compose(5*time.Minute, "down", "-v", "--remove-orphans"); err != nil {
-			t.Errorf("docker-compose down: %v\n%s", err, out)
-		}
-		os.RemoveAll("/tmp/pg-context") // what the README's build block writes
-		if os.Getenv("CCCTL_E2E_KEEP_IMAGES") != "1" {
-			docker(append([]string{"rmi"}, pgImages...)...)
-		}
-	})
-
-	t0 := time.Now()
-	s.run("docker build -t ccctl-postgres ", 10*time.Minute)
-	t.Logf("postgres: images built in %v", time.Since(t0).Round(time.Millisecond))
-
-	t0 = time.Now()
-	s.run("compose.yaml up -d", 5*time.Minute)
-	for _, m := range []string{"pg1", "pg2", "pg3"} {
-		id, err := s.compose(time.Minute, "ps", "-q", m)
-		if err != nil || id == "" {
-			t.Fatalf("docker-compose ps -q %s: got %q, %v; want its container", m, id, err)
-		}
-		s.container[m] = id
-	}
-	primary := s.waitPrimary("", nil, 3*time.Minute)
-	t.Logf("postgres: %s is primary, 2 replicas streaming, %v after docker-compose up", primary, time.Since(t0).Round(time.Millisecond))
+	s := newPGStack(t, pgProject)
+	s.build()
+	primary := s.up()
 	if out := s.run("compose.yaml exec -T pg1 ccctl leader", time.Minute); !strings.HasPrefix(out, primary+"\n") {
 		t.Errorf("ccctl leader, then ccctl status: got %q; want %s first", out, primary)
 	}
-	s.run("INSERT INTO notes", 2*time.Minute)
+	s.run("CREATE TABLE notes", 2*time.Minute)
 	rows := []string{"written before the failover"}
 	for _, m := range s.others(primary) {
 		s.waitRows(m, rows, 30*time.Second)
@@ -201,7 +160,247 @@ func TestPostgresStack(t *testing.T) {
 	if out, err := docker("volume", "ls", "-q", "--filter", "name="+pgProject); err != nil || out != "" {
 		t.Errorf("volumes after docker-compose down -v: got %q, %v; want none", out, err)
 	}
-	s.allRun()
+	s.allRun(s.outsideDrill())
+}
+
+// TestPostgresNoDataLoss runs the README's no-data-loss drill, block by
+// block, exactly as written: with one replica caught up and the one in the
+// heir's place lagging (its WAL receiver stopped, a row committed after),
+// the primary is crashed with docker kill. The caught-up replica must be
+// the one promoted, with every row, although the lagging one would try
+// first without the ranking; the lagging one must then follow it and catch
+// up, and the old primary, started again, too. Then the whole cluster is
+// stopped and started again: one member must take over, ranked by the
+// positions of the data folders. Between the blocks it checks that
+// hooks/position.sh shows the lag, below CCCTL_MAXIMUM_LAG (so that the
+// drill tests the order of the candidates, not the limit), and that the
+// members publish those positions in their records.
+func TestPostgresNoDataLoss(t *testing.T) {
+	s := newPGStack(t, pgNoDataLossProject)
+	maxLag := s.maximumLag()
+	s.build()
+	primary := s.up()
+	s.run("CREATE TABLE notes", 2*time.Minute)
+	rows := []string{"written before the failover"}
+	for _, m := range s.others(primary) {
+		s.waitRows(m, rows, 30*time.Second)
+	}
+
+	// The replica in the heir's place tries first on a vacancy: it is the
+	// one made to lag.
+	var heir string
+	waitUntil(t, "a replica in the heir's place", time.Minute, func() bool {
+		heir = s.heir()
+		return heir != "" && heir != primary
+	})
+	caught := s.others(primary)[0]
+	if caught == heir {
+		caught = s.others(primary)[1]
+	}
+	s.run("primary_conninfo = ''", time.Minute)
+	waitUntil(t, "the WAL receiver of "+heir+" stopped", 30*time.Second, func() bool {
+		n, err := psql(s.container[heir], "SELECT count(*) FROM pg_stat_wal_receiver")
+		return err == nil && n == "0"
+	})
+	s.run("written while the heir lags", time.Minute)
+	all := append(slices.Clone(rows), "written while the heir lags")
+	s.waitRows(caught, all, 30*time.Second)
+	if got, err := s.notes(heir); err != nil || got != strings.Join(rows, "\n") {
+		t.Fatalf("rows on %s, its WAL receiver stopped: got %q, %v; want only %q", heir, got, err, rows)
+	}
+
+	// The lag, as position.sh prints it and as the records publish it.
+	pp := s.position(primary)
+	var pc uint64
+	waitUntil(t, fmt.Sprintf("position of %s reaching the primary's %d", caught, pp), 30*time.Second, func() bool {
+		pc = s.position(caught)
+		return pc >= pp
+	})
+	ph := s.position(heir)
+	s.checkPositionFails(heir)
+	if ph >= pp {
+		t.Fatalf("position of %s, its WAL receiver stopped: got %d; want below the primary's %d", heir, ph, pp)
+	}
+	if pp-ph > maxLag {
+		t.Fatalf("lag of %s: %d bytes; want at most CCCTL_MAXIMUM_LAG, %d, so that it may take over and only the ranking puts it second", heir, pp-ph, maxLag)
+	}
+	t.Logf("postgres: no data loss: positions: %s (primary) %d, %s %d, %s (heir, receiver stopped) %d: %d bytes behind", primary, pp, caught, pc, heir, ph, pp-ph)
+	if !poll(15*time.Second, func() bool {
+		pub := s.published(primary)
+		return pub[primary] >= int64(pp) && pub[caught] >= int64(pp) && pub[heir] == int64(ph)
+	}) {
+		t.Errorf("positions in the records (ccctl status -o json): got %v; want %s and %s at %d or more, %s at %d (CCCTL_POSITION_COMMAND)", s.published(primary), primary, caught, pp, heir, ph)
+	}
+	if h := s.heir(); h != heir {
+		t.Fatalf("heir's place before the crash: got %q; want %s still, the lagging one, or the drill does not put the ranking before it", h, heir)
+	}
+
+	t1 := time.Now()
+	s.run("docker kill", time.Minute)
+	promoted := s.waitPromoted(primary, 2*time.Minute)
+	if promoted != caught {
+		got, _ := s.notes(promoted)
+		t.Fatalf("promoted after the crash of %s: got %s, in the heir's place and %d bytes behind, with the rows %q; want %s, which had every row", primary, promoted, pp-ph, got, caught)
+	}
+	t.Logf("postgres: no data loss: %s killed; %s (caught up) promoted and writable %v later, before %s (heir)", primary, caught, time.Since(t1).Round(time.Millisecond), heir)
+	if out, err := dockerTimed(30*time.Second, "exec", s.container[caught], "ccctl", "leader"); err != nil || out != caught {
+		t.Errorf("ccctl leader after the crash: got %q, %v; want %s", out, err, caught)
+	}
+	s.waitRows(caught, all, 10*time.Second)
+	row := "written on " + caught + " after the crash"
+	if _, err := psql(s.container[caught], "INSERT INTO notes VALUES ('"+row+"')"); err != nil {
+		t.Fatalf("write on the promoted replica %s: %v", caught, err)
+	}
+	all = append(all, row)
+
+	// The lagging one follows the new primary (master_changed.sh sets its
+	// primary_conninfo) and catches up.
+	waitUntil(t, heir+" streaming from "+caught, 2*time.Minute, func() bool {
+		return s.streams(heir) && s.sender(caught, heir)
+	})
+	s.waitRows(heir, all, 30*time.Second)
+	t.Logf("postgres: no data loss: %s follows %s with every row, %v after the kill", heir, caught, time.Since(t1).Round(time.Millisecond))
+	out := s.run("is down", time.Minute)
+	if first, _, _ := strings.Cut(out, "\n"); first != caught {
+		t.Errorf("the README's leader line after the crash: got %q; want %s", first, caught)
+	}
+	for _, want := range []string{caught + "|f|written while the heir lags", heir + "|t|written while the heir lags", primary + " is down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the README's rows after the crash: no %q in\n%s", want, out)
+		}
+	}
+
+	// docker kill left the old primary down; started again, it clones the
+	// new primary and follows it.
+	s.run("compose.yaml start", 2*time.Minute)
+	s.waitFollowers(caught, all, 3*time.Minute)
+	t.Logf("postgres: no data loss: %s started again and following %s with every row, %v after the kill", primary, caught, time.Since(t1).Round(time.Millisecond))
+
+	// The whole cluster stopped: each data folder, shut down cleanly, has
+	// a position, the primary's the furthest; started again, one member
+	// takes over (none would, with the last primary's position known and
+	// theirs not) and the others follow it.
+	running := map[string]uint64{}
+	for _, m := range []string{"pg1", "pg2", "pg3"} {
+		running[m] = s.position(m)
+	}
+	out = s.run("--entrypoint position.sh", 2*time.Minute)
+	stopped := map[string]uint64{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && slices.Contains([]string{"pg1", "pg2", "pg3"}, f[0]) {
+			if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				stopped[f[0]] = n
+			}
+		}
+	}
+	if len(stopped) != 3 {
+		t.Fatalf("position.sh on the stopped members: got %v from\n%s; want a position for each", stopped, out)
+	}
+	for _, m := range s.others(caught) {
+		if stopped[m] > stopped[caught] {
+			t.Errorf("positions of the stopped members: %v; want none above the primary's, %s", stopped, caught)
+		}
+	}
+	for m, p := range running {
+		if stopped[m] < p {
+			t.Errorf("position of %s stopped: got %d; want at least %d, its position while it ran", m, stopped[m], p)
+		}
+	}
+	if stopped[caught] <= running[caught] {
+		t.Errorf("position of the primary %s stopped: got %d; want above %d, its position while it ran (its shutdown checkpoint)", caught, stopped[caught], running[caught])
+	}
+	t.Logf("postgres: no data loss: positions while running %v, stopped %v", running, stopped)
+	t3 := time.Now()
+	s.run("compose.yaml start", 2*time.Minute)
+	next := s.waitPrimary("", nil, 3*time.Minute)
+	s.waitFollowers(next, all, 30*time.Second)
+	t.Logf("postgres: no data loss: the cluster stopped and started again: %s (stopped at %d) leads, the others follow with every row, %v after docker-compose start", next, stopped[next], time.Since(t3).Round(time.Millisecond))
+
+	s.run("down -v", 5*time.Minute)
+	s.allRun(s.drillBlocks())
+}
+
+// newPGStack checks that the machine can run the example (a Docker
+// engine, docker-compose, Debian's PostgreSQL 15 to build the image from),
+// copies the repository and sets the environment of the README's commands
+// (the compose project, a static busybox), and removes the stack at the
+// end, with the images unless CCCTL_E2E_KEEP_IMAGES=1.
+func newPGStack(t *testing.T, project string) *pgStack {
+	t.Helper()
+	if err := engineReachable(); err != nil {
+		if requireDocker() {
+			t.Fatalf("CCCTL_E2E_DOCKER=1 but no Docker engine: %v", err)
+		}
+		t.Skipf("no Docker engine: %v", err)
+	}
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		if requireDocker() {
+			t.Fatalf("no docker-compose to run examples/postgres/compose.yaml (apt-get install docker-compose): %v", err)
+		}
+		t.Skipf("no docker-compose: %v", err)
+	}
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/postgres"); err != nil {
+		t.Skip("no PostgreSQL 15 server on this machine (Debian's postgresql-15) to build the example's image from")
+	}
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The README's commands run in a fresh copy of the repository, as a
+	// user's clone, under the drill's own project name.
+	tmp := t.TempDir()
+	bb, err := staticBusybox(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BUSYBOX", bb)
+	t.Setenv("COMPOSE_PROJECT_NAME", project)
+	dir := docstest.Copy(t, root)
+	s := &pgStack{t: t, dir: dir, readme: filepath.Join(dir, "examples", "postgres", "README.md"),
+		ran: map[string]bool{}, container: map[string]string{}}
+	s.compose(5*time.Minute, "down", "-v", "--remove-orphans") // what a crashed run left
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := s.compose(time.Minute, "logs", "--no-color", "--tail", "60")
+			t.Logf("--- logs of the stack:\n%s", out)
+		}
+		if out, err := s.compose(5*time.Minute, "down", "-v", "--remove-orphans"); err != nil {
+			t.Errorf("docker-compose down: %v\n%s", err, out)
+		}
+		os.RemoveAll("/tmp/pg-context") // what the README's build block writes
+		if os.Getenv("CCCTL_E2E_KEEP_IMAGES") != "1" {
+			docker(append([]string{"rmi"}, pgImages...)...)
+		}
+	})
+	return s
+}
+
+// build builds the images with the README's block.
+func (s *pgStack) build() {
+	s.t.Helper()
+	t0 := time.Now()
+	s.run("docker build -t ccctl-postgres ", 10*time.Minute)
+	s.t.Logf("postgres: images built in %v", time.Since(t0).Round(time.Millisecond))
+}
+
+// up starts the stack with the README's block, learns the members'
+// containers, waits for one primary and two streaming replicas, and
+// returns the primary.
+func (s *pgStack) up() string {
+	s.t.Helper()
+	t0 := time.Now()
+	s.run("compose.yaml up -d", 5*time.Minute)
+	for _, m := range []string{"pg1", "pg2", "pg3"} {
+		id, err := s.compose(time.Minute, "ps", "-q", m)
+		if err != nil || id == "" {
+			s.t.Fatalf("docker-compose ps -q %s: got %q, %v; want its container", m, id, err)
+		}
+		s.container[m] = id
+	}
+	primary := s.waitPrimary("", nil, 3*time.Minute)
+	s.t.Logf("postgres: %s is primary, 2 replicas streaming, %v after docker-compose up", primary, time.Since(t0).Round(time.Millisecond))
+	return primary
 }
 
 // blocks returns every sh block of the README.
@@ -226,10 +425,31 @@ func (s *pgStack) run(marker string, timeout time.Duration) string {
 	return docstest.Run(s.t, s.dir, found[0], timeout)
 }
 
-// allRun fails the test when a sh block of the README was not run.
-func (s *pgStack) allRun() {
-	s.t.Helper()
+// drillBlocks returns the sh blocks of the README's section that
+// TestPostgresNoDataLoss runs.
+func (s *pgStack) drillBlocks() []string {
+	return docstest.Blocks(s.t, s.readme, pgDrillBegin, pgDrillEnd)
+}
+
+// outsideDrill returns the sh blocks of the README that TestPostgresStack
+// runs: all but those of the no-data-loss section.
+func (s *pgStack) outsideDrill() []string {
+	var out []string
+	drill := s.drillBlocks()
 	for _, b := range s.blocks() {
+		if i := slices.Index(drill, b); i >= 0 {
+			drill = slices.Delete(drill, i, i+1)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// allRun fails the test when one of blocks was not run.
+func (s *pgStack) allRun(blocks []string) {
+	s.t.Helper()
+	for _, b := range blocks {
 		if !s.ran[b] {
 			s.t.Errorf("%s: this sh block is not run by the drill:\n%s", s.readme, b)
 		}
@@ -305,14 +525,18 @@ func (s *pgStack) followers(primary string) bool {
 	}
 	names := strings.Fields(out)
 	for _, m := range s.others(primary) {
-		if !slices.Contains(names, m) {
-			return false
-		}
-		if st, err := psql(s.container[m], "SELECT pg_is_in_recovery() AND (SELECT status = 'streaming' FROM pg_stat_wal_receiver)"); err != nil || st != "t" {
+		if !slices.Contains(names, m) || !s.streams(m) {
 			return false
 		}
 	}
 	return true
+}
+
+// streams reports whether member m is a replica whose WAL receiver
+// streams.
+func (s *pgStack) streams(m string) bool {
+	st, err := psql(s.container[m], "SELECT pg_is_in_recovery() AND (SELECT status = 'streaming' FROM pg_stat_wal_receiver)")
+	return err == nil && st == "t"
 }
 
 // waitPromoted waits until a member other than old is a primary that
@@ -346,9 +570,15 @@ func (s *pgStack) waitRows(m string, rows []string, timeout time.Duration) {
 	sort.Strings(sorted)
 	want := strings.Join(sorted, "\n")
 	waitUntil(s.t, fmt.Sprintf("the rows %q on %s", rows, m), timeout, func() bool {
-		got, _ := psql(s.container[m], "SELECT note FROM notes ORDER BY note COLLATE \"C\"")
+		got, _ := s.notes(m)
 		return got == want
 	})
+}
+
+// notes returns the rows of the table notes on member m, sorted, one a
+// line.
+func (s *pgStack) notes(m string) (string, error) {
+	return psql(s.container[m], "SELECT note FROM notes ORDER BY note COLLATE \"C\"")
 }
 
 // checkPositions checks hooks/position.sh: one non-negative integer on
@@ -384,6 +614,85 @@ func (s *pgStack) position(m string) uint64 {
 		s.t.Fatalf("position.sh on %s: got %q; want one non-negative integer", m, out)
 	}
 	return n
+}
+
+// heir returns the member in the heir's place (the backend's key
+// election-heir, read with etcdctl), "" when it is vacant or unreadable.
+func (s *pgStack) heir() string {
+	out, err := s.compose(30*time.Second, "exec", "-T", "etcd", "etcdctl", "get", "--print-value-only", pgHeirKey)
+	if err != nil {
+		return ""
+	}
+	return out
+}
+
+// sender reports whether primary streams WAL to the replica m.
+func (s *pgStack) sender(primary, m string) bool {
+	out, err := psql(s.container[primary], "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = '"+m+"'")
+	return err == nil && out == "1"
+}
+
+// published returns the positions the members publish in their records,
+// as `ccctl status -o json` on member m shows them (a member without one
+// is missing).
+func (s *pgStack) published(m string) map[string]int64 {
+	s.t.Helper()
+	out, err := dockerTimed(30*time.Second, "exec", s.container[m], "ccctl", "status", "-o", "json")
+	if err != nil {
+		s.t.Fatalf("ccctl status -o json on %s: %v", m, err)
+	}
+	var v struct {
+		Members []struct {
+			ID       string `json:"id"`
+			Position *int64 `json:"position"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		s.t.Fatalf("ccctl status -o json on %s: %v: %q", m, err, out)
+	}
+	pos := map[string]int64{}
+	for _, r := range v.Members {
+		if r.Position != nil {
+			pos[r.ID] = *r.Position
+		}
+	}
+	return pos
+}
+
+// maximumLag returns CCCTL_MAXIMUM_LAG as compose.yaml sets it by default,
+// in bytes of WAL.
+func (s *pgStack) maximumLag() uint64 {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, "examples", "postgres", "compose.yaml"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m := regexp.MustCompile(`CCCTL_MAXIMUM_LAG: \$\{CCCTL_MAXIMUM_LAG:-([0-9]+)\}`).FindSubmatch(b)
+	if m == nil {
+		s.t.Fatal("examples/postgres/compose.yaml: no CCCTL_MAXIMUM_LAG: ${CCCTL_MAXIMUM_LAG:-N}")
+	}
+	n, err := strconv.ParseUint(string(m[1]), 10, 64)
+	if err != nil || n == 0 {
+		s.t.Fatalf("examples/postgres/compose.yaml: CCCTL_MAXIMUM_LAG %q: want a number of bytes above 0", m[1])
+	}
+	return n
+}
+
+// checkPositionFails checks that hooks/position.sh on member m fails,
+// printing nothing on stdout, when no server answers (a port nothing
+// listens on, through libpq's PGPORT).
+func (s *pgStack) checkPositionFails(m string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "exec", "-e", "PGPORT=1", s.container[m], "position.sh")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err == nil || stdout.Len() != 0 {
+		s.t.Errorf("position.sh on %s with no server answering: got %q on stdout, %v; want nothing, and a failure", m, stdout.String(), err)
+	}
+	s.t.Logf("postgres: position.sh with no server: %v: %s", err, strings.TrimSpace(stderr.String()))
 }
 
 // exitCodes returns the exit codes of member m's container since the Unix
@@ -437,11 +746,20 @@ func psql(container, query string) (string, error) {
 // within timeout.
 func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("%s: not within %v", what, timeout)
+	}
+}
+
+// poll polls cond until it holds, and reports whether it did within
+// timeout.
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
+			return false
 		}
 		time.Sleep(250 * time.Millisecond) // polling interval
 	}
+	return true
 }
