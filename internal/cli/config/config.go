@@ -26,8 +26,8 @@ import (
 	"github.com/ccctl/ccctl/schedule"
 )
 
-// MinTTL is the shortest session TTL accepted.
-const MinTTL = 2 * time.Second
+// MinTTL is the shortest session TTL accepted: the backends' own.
+const MinTTL = coordinator.MinTTL
 
 // MaxTTL is the longest session TTL accepted: a crashed master is replaced
 // within about the TTL, so anything longer is a mistake.
@@ -318,7 +318,7 @@ func (l *loader) load() *Config {
 		l.fail("%s: %q: want a host name or an IP address, such as db1.example.com or 10.0.0.5", l.source(KeyAdvertiseAddress), c.AdvertiseAddress)
 	}
 	c.TTL = l.durationIn(KeyTTL, MinTTL, MaxTTL)
-	if c.TTL >= MinTTL && c.TTL%time.Second != 0 {
+	if c.TTL >= MinTTL && coordinator.CheckTTL(c.TTL) != nil {
 		l.fail("%s: %q: want whole seconds (etcd leases count seconds)", l.source(KeyTTL), l.str(KeyTTL))
 	}
 	c.HistorySize = l.historySize()
