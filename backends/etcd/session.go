@@ -26,6 +26,8 @@ var (
 	_ coordinator.SlotClaimer    = (*Coordinator)(nil)
 	_ coordinator.Reopener       = (*Coordinator)(nil)
 	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
+	_ coordinator.Failoverer     = (*Coordinator)(nil)
+	_ coordinator.LastPositioner = (*Coordinator)(nil)
 )
 
 // fenceGrace is how long Close waits for the record of a fenced term
@@ -774,6 +776,8 @@ type keys struct {
 	slots       string
 	controlPref string
 	history     string
+	candidates  string // candidates/: a key per campaigning member (rank.go)
+	lastPos     string // the last master's position (rank.go)
 }
 
 func newKeys(prefix string, c coordinator.Cluster) keys {
@@ -791,6 +795,8 @@ func newKeys(prefix string, c coordinator.Cluster) keys {
 		slots:       base + "slots/",
 		controlPref: base + "control/",
 		history:     base + "history/",
+		candidates:  base + "candidates/",
+		lastPos:     base + "last_position",
 	}
 }
 
