@@ -82,10 +82,10 @@ type self struct {
 	// never: priority 0; the member leads only when a forced switchover
 	// names it.
 	never bool
-	// plain: the cluster is too large for every member to rank at a
-	// vacancy (rankMaxMembers): without the heir's place, this member
-	// tries by the plain rule.
-	plain bool
+	// many: the cluster is too large for every member to rank at a
+	// vacancy (rankMaxMembers): with the heir's place vacant, this member
+	// claims it first, and the holder ranks for all.
+	many bool
 	// rank is this member's standing at the current vacancy, once read.
 	rank standing
 }
@@ -146,8 +146,8 @@ func decide(st electionState, me self) decision {
 // ranks first, then: the best tries at once; the holder of the place
 // passes it to the best if that is another member; an eligible member
 // tries after the failover wait; an ineligible one ranks again after it.
-// In a large cluster (me.plain) a member without the place tries as
-// without a ranking.
+// In a large cluster (me.many) a member claims a vacant place first, so
+// that one member ranks for all.
 func vacancy(st electionState, me self) decision {
 	mine := st.heirIs(me.lease)
 	r := me.rank
@@ -159,8 +159,8 @@ func vacancy(st electionState, me self) decision {
 			return decision{act: actLead, wait: true, place: r.place}
 		}
 		return decision{act: actWait}
-	case !mine && me.plain:
-		return decision{act: actLead}
+	case !mine && me.many:
+		return decision{act: actClaim}
 	case !r.known:
 		return decision{act: actRank, first: true}
 	case r.place == 0:

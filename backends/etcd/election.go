@@ -176,7 +176,7 @@ func (c *Coordinator) self() self {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return self{id: c.cfg.ID, lease: c.s.lease, ended: c.lastEnded, never: c.never(),
-		plain: c.counted.Load() > rankMaxMembers}
+		many: c.counted.Load() > rankMaxMembers}
 }
 
 // attempt sends the transaction of act (actLead, actClaim or actPass, to
