@@ -88,6 +88,9 @@ type self struct {
 	many bool
 	// rank is this member's standing at the current vacancy, once read.
 	rank standing
+	// plain: no ranking (the rule before it: the heir, else anyone, tries
+	// at once); for the benchmarks' comparison only.
+	plain bool
 }
 
 // decision is decide's answer.
@@ -126,7 +129,7 @@ func decide(st electionState, me self) decision {
 		}
 		return decision{first: forced}
 	}
-	if open && st.switchTo == "" {
+	if open && st.switchTo == "" && !me.plain {
 		return vacancy(st, me)
 	}
 	d := decision{first: st.heirIs(me.lease) || st.switchTo == me.id}

@@ -176,7 +176,7 @@ func (c *Coordinator) self() self {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return self{id: c.cfg.ID, lease: c.s.lease, ended: c.lastEnded, never: c.never(),
-		many: c.counted.Load() > rankMaxMembers}
+		many: c.counted.Load() > rankMaxMembers, plain: c.plainRule}
 }
 
 // attempt sends the transaction of act (actLead, actClaim or actPass, to
@@ -547,7 +547,10 @@ func (c *Coordinator) successor(ctx context.Context, view electionState) (string
 	if heir == c.cfg.ID {
 		heir = "" // a term handed over whose holder did not leave the place yet
 	}
-	if view.switchTo != "" {
+	if view.switchTo != "" || c.plainRule {
+		if heir == "" {
+			return "", 0, nil
+		}
 		return heir, clientv3.LeaseID(view.heir.Lease), nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)

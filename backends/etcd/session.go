@@ -60,6 +60,9 @@ type Coordinator struct {
 	// latest count, counting is set while one runs.
 	recountMin, recountMax time.Duration
 	counted                atomic.Int64
+	// plainRule turns the ranking off (decide.go, self.plain): in the
+	// benchmarks only, for a comparison.
+	plainRule bool
 	counting               atomic.Bool
 	rejects                rejectLog  // keys read from etcd that failed the checks (keys.go)
 	slotLeases             slotLeases // the leases of the slot claims (see slots.go)
