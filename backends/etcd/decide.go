@@ -16,16 +16,27 @@ import clientv3 "go.etcd.io/etcd/client/v3"
 //   - At most one key under election/: the If-clause of tryLead (no key
 //     under election/ but the bogus ones as read, which it deletes), and
 //     the handover transaction of release, which deletes the leader's own
-//     key in the transaction that creates the heir's, if the leader's key
-//     still has the term's create revision and the heir's place, the pause
-//     and the switchover are as the leader's view saw them.
+//     key in the transaction that creates the successor's (the heir's, or
+//     the best candidate's), if the leader's key still has the term's
+//     create revision and the heir's place, the pause and the switchover
+//     are as the leader's view saw them.
 //   - The fencing token is the leader key's create revision: tryLead
 //     returns its transaction's revision, which created the key; won and
 //     the adoption (actAdopt) take it from the key itself.
 //   - Every leader key is bound to a live lease: keys are put WithLease,
 //     etcd refuses a put with a dead lease, and release hands over only to
 //     an heir's place bound to a lease (keys.go, sessionID: a place written
-//     by hand, with no lease, is ignored).
+//     by hand, with no lease, is ignored) or to a candidate key's lease
+//     (keys.go, candidate: a key with no lease is no candidate's).
+//   - The ranking changes none of the above: it only chooses which of
+//     these transactions a member sends, and when (decide, vacancy; the
+//     pacer's failover wait). A member of priority 0 sends none of them
+//     unless a forced switchover names it. The pass of the heir's place
+//     (passHeir) is a put of the place bound to the target's lease, as
+//     the target's own claim would be: the place decides nothing but who
+//     tries first and whom a handover may go to, both still guarded by
+//     the conditions above; the model (backends/etcd/model) lets any
+//     holder pass the place to any live member at any time.
 //   - No term is granted to a session past its deadline, and a leader acts
 //     only before it: the session's local deadline (session.go: send time
 //     of the last acknowledged renewal + TTL - Margin) ends the session
@@ -39,7 +50,8 @@ import clientv3 "go.etcd.io/etcd/client/v3"
 //     (self.ended), whose key may linger while its release is retried.
 //   - Done is closed before the release: Resign detaches the term (closes
 //     Done) before it sends release, so no code of the old term acts while
-//     the next one begins.
+//     the next one begins (the read of the ranking that release makes
+//     comes after, too).
 
 // action is what a campaign does next.
 type action int
