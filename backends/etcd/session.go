@@ -62,10 +62,10 @@ type Coordinator struct {
 	counted                atomic.Int64
 	// plainRule turns the ranking off (decide.go, self.plain): in the
 	// benchmarks only, for a comparison.
-	plainRule bool
-	counting               atomic.Bool
-	rejects                rejectLog  // keys read from etcd that failed the checks (keys.go)
-	slotLeases             slotLeases // the leases of the slot claims (see slots.go)
+	plainRule  bool
+	counting   atomic.Bool
+	rejects    rejectLog  // keys read from etcd that failed the checks (keys.go)
+	slotLeases slotLeases // the leases of the slot claims (see slots.go)
 
 	mu        sync.Mutex
 	leader    *leadership // the current term, if any
