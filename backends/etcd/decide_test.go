@@ -101,6 +101,7 @@ func TestDecide(t *testing.T) {
 		{"priority 0, forced switchover to it, still led: wait, watching the leader", []*mvccpb.KeyValue{forcedKV("me", leaseMe), leaderKV("b", leaseOther, 10)}, never, decision{act: actWait, first: true}},
 		{"priority 0, a handed-over term: adopt", []*mvccpb.KeyValue{leaderKV("me", leaseMe, 10)}, never, decision{act: actAdopt}},
 		{"forced switchover to this member, ranked ineligible: lead at once", []*mvccpb.KeyValue{forcedKV("me", leaseMe), heirKV("b", leaseOther)}, ranked(-1, "b"), decision{act: actLead, first: true}},
+		{"priority 0, a forced switchover written by hand (no lease): wait", []*mvccpb.KeyValue{forcedKV("me", 0)}, never, decision{act: actWait}},
 		{"forced switchover to another, vacant: claim only", []*mvccpb.KeyValue{forcedKV("b", leaseOther)}, me, decision{act: actClaim}},
 		{"led by another, place vacant: claim it", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10)}, me, decision{act: actClaim}},
 		{"led by another, another in the place: wait", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10), heirKV("c", leaseThird)}, me, decision{act: actWait}},
