@@ -1,9 +1,10 @@
 // Package model holds a model of the etcd backend's election in Promela
 // (election.pml) and the test that checks it with spin: three members,
 // crashes, freezes, cut-offs, lease expiry on the server, the handover in
-// the resigning leader's transaction, switchover, pause and keys written by
-// hand, the pass of the heir's place and the handover to the best
-// candidate of the ranking. The model leaves every decision of who tries and when free, so
+// the resigning leader's transaction (to the heir, or to the best
+// candidate of the ranking), the pass of the heir's place, switchover,
+// pause and keys written by hand. The model leaves every decision of who
+// tries and when free, so
 // what it shows is that the transactions' conditions and the session's
 // local deadline alone keep the invariants listed in election.pml: at most
 // one key under election/, every leader key bound to a live lease, at most
