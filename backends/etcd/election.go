@@ -133,8 +133,12 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 				f.invalidate() // the request failed: read again
 			} else {
 				f.replace(st) // the state the transaction saw
-				if d.act == actPass && st.heirID == rk.best && st.passed() {
-					rk.heirRev = modRev(st.heir) // passed by this member: the standing holds
+				if d.act == actPass {
+					if st.heirID == rk.best && st.passed() {
+						rk.heirRev = modRev(st.heir) // passed by this member: the standing holds
+					} else {
+						rk = standing{} // the best's keys changed: rank again
+					}
 				}
 			}
 			continue
