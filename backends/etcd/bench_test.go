@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -680,5 +681,158 @@ func BenchmarkSurvivableOutage(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// percentile returns the p-th percentile (0 < p <= 1) of ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s))*p+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// BenchmarkRankedFailover: the master (position 1000) is cut off behind a
+// silent connection; of the two members waiting, the one at 500 holds the
+// heir's place. Reported: the time from the deletion of the master's key
+// (etcd expiring its lease) to the creation of the next leader's key, as
+// one watcher sees both. plain: no ranking, the heir (500) leads at once;
+// ranked: the heir ranks, passes the place to the 900 one, which leads.
+func BenchmarkRankedFailover(b *testing.B) {
+	e := etcdtest.Start(b)
+	watcher := etcdtest.NewClient(b, e.Endpoint(0))
+	for _, ttl := range []time.Duration{2 * time.Second, 5 * time.Second, 10 * time.Second} {
+		rounds := 3
+		if ttl == 2*time.Second {
+			rounds = 9
+		}
+		for _, mode := range []string{"plain", "ranked"} {
+			b.Run(fmt.Sprintf("TTL=%v/%s", ttl, mode), func(b *testing.B) {
+				if testing.Short() && ttl > 2*time.Second {
+					b.Skip("long TTL in -short")
+				}
+				var fo []time.Duration
+				wantWinner := "p900"
+				if mode == "plain" {
+					wantWinner = "p500"
+				}
+				for range rounds * b.N {
+					cl := newCluster()
+					p := etcdtest.NewProxy(b, e.Endpoint(0))
+					cfg := func(id, ep string) etcd.Config {
+						return etcd.Config{Endpoints: []string{ep}, Cluster: cl, ID: id, TTL: ttl, Logger: quietLogger()}
+					}
+					m := openWith(b, cfg("m", p.Endpoint()))
+					c500 := openWith(b, cfg("p500", e.Endpoint(0)))
+					c900 := openWith(b, cfg("p900", e.Endpoint(0)))
+					if mode == "plain" {
+						for _, c := range []*etcd.Coordinator{m, c500, c900} {
+							etcd.SetPlainRule(c)
+						}
+					}
+					ctx := context.Background()
+					for c, n := range map[*etcd.Coordinator]int64{m: 1000, c500: 500, c900: 900} {
+						if err := c.Register(ctx, coordinator.Member{State: coordinator.StateRunning, Position: &n}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					leadOne(b, m)
+					ch500 := campaign(b, ctx, c500)
+					for heirOf(b, watcher, cl) != "p500" {
+						settle()
+					}
+					ch900 := campaign(b, ctx, c900)
+					settle()
+					wctx, cancel := context.WithCancel(ctx)
+					wch := watcher.Watch(wctx, clusterKey(cl, "election/"), clientv3.WithPrefix())
+					settle()
+					p.Cut()
+					var deleted, created time.Time
+					for created.IsZero() {
+						select {
+						case wr := <-wch:
+							for _, ev := range wr.Events {
+								switch {
+								case ev.Type == clientv3.EventTypeDelete && string(ev.Kv.Key) == clusterKey(cl, "election/m"):
+									deleted = time.Now()
+								case ev.Type == clientv3.EventTypePut && !deleted.IsZero():
+									if got := string(ev.Kv.Value); got != wantWinner {
+										b.Fatalf("%s leads; want %s", got, wantWinner)
+									}
+									created = time.Now()
+								}
+							}
+						case <-time.After(ttl + waitTimeout):
+							b.Fatal("no failover")
+						}
+					}
+					cancel()
+					fo = append(fo, created.Sub(deleted))
+					winner := ch900
+					if mode == "plain" {
+						winner = ch500
+					}
+					waitWon(b, winner, wantWinner, waitTimeout)
+					p.Close()
+					for _, c := range []*etcd.Coordinator{m, c500, c900} {
+						c.Close()
+					}
+				}
+				b.ReportMetric(ms(median(fo)), "ms-median/expiry-to-term")
+				b.ReportMetric(ms(slices.Max(fo)), "ms-max/expiry-to-term")
+			})
+		}
+	}
+}
+
+// BenchmarkRankedHandover: of three members, the leader resigns and hands
+// over to the best of the other two by position (the one not in the
+// heir's place, after the first round or two), ranked; or to the heir,
+// plain (no ranking: no read of the records before the handover).
+// Reported: the median and p99 from the call to Resign to the new
+// leader's Campaign returning.
+func BenchmarkRankedHandover(b *testing.B) {
+	e := etcdtest.Start(b)
+	const rounds = 100
+	for _, mode := range []string{"plain", "ranked"} {
+		b.Run("N=3/"+mode, func(b *testing.B) {
+			cl := newCluster()
+			n := 3
+			cs := make([]*etcd.Coordinator, n)
+			for i := range cs {
+				cs[i] = openOn(b, etcdtest.NewClient(b, e.Endpoint(0)), etcd.Config{Cluster: cl, ID: fmt.Sprintf("m%d", i), TTL: testTTL, Logger: quietLogger()})
+				if mode == "plain" {
+					etcd.SetPlainRule(cs[i])
+				}
+				p := int64(1000 - 100*i)
+				if err := cs[i].Register(context.Background(), coordinator.Member{State: coordinator.StateRunning, Position: &p}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ls := make([]coordinator.Leadership, n)
+			ls[0] = lead(b, cs[0])
+			won := make(chan handoverWin, n)
+			wait := func(i int) {
+				ch := campaign(b, context.Background(), cs[i])
+				go func() {
+					r := <-ch
+					if r.err != nil {
+						if !errors.Is(r.err, context.Canceled) {
+							b.Errorf("Campaign(%s): %v", cs[i].ID(), r.err)
+						}
+						return
+					}
+					ls[i] = r.l
+					won <- handoverWin{i, r.at}
+				}()
+			}
+			resign := func(i int) error { return ls[i].Resign(context.Background()) }
+			lat := handoverRounds(b, n, rounds*b.N, resign, wait, won)
+			b.ReportMetric(ms(median(lat)), "ms-median/handover")
+			b.ReportMetric(ms(percentile(lat, 0.99)), "ms-p99/handover")
+		})
 	}
 }

@@ -142,6 +142,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
+	if r := cfg.Ranking; r.Priority > coordinator.MaxPriority || r.Priority < coordinator.NeverLead {
+		return cfg, invalid("priority %d: want 1 to %d (0: the default, 1; coordinator.NeverLead: priority 0)", r.Priority, coordinator.MaxPriority)
+	}
+	if cfg.Ranking.MaxLag < 0 {
+		return cfg, invalid("maximum lag %d: want >= 0 (0: no limit)", cfg.Ranking.MaxLag)
+	}
+	if cfg.Ranking.FailoverWait < 0 {
+		return cfg, invalid("failover wait %v: want >= 0 (0: a quarter of the ttl)", cfg.Ranking.FailoverWait)
+	}
 	if cfg.HistorySize == 0 {
 		cfg.HistorySize = coordinator.DefaultHistorySize
 	}

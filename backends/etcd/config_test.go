@@ -44,6 +44,10 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative dial timeout", func(c *etcd.Config) { c.DialTimeout = -time.Second }, "dial timeout"},
 		{"cert without key", func(c *etcd.Config) { c.Cert = "client.pem" }, "cert and key"},
 		{"password without username", func(c *etcd.Config) { c.Password = "secret" }, "password without username"},
+		{"priority above the maximum", func(c *etcd.Config) { c.Ranking.Priority = coordinator.MaxPriority + 1 }, "priority"},
+		{"priority below NeverLead", func(c *etcd.Config) { c.Ranking.Priority = -2 }, "priority"},
+		{"negative maximum lag", func(c *etcd.Config) { c.Ranking.MaxLag = -1 }, "maximum lag"},
+		{"negative failover wait", func(c *etcd.Config) { c.Ranking.FailoverWait = -time.Second }, "failover wait"},
 		{"missing ca file", func(c *etcd.Config) { c.CACert = "does-not-exist.pem" }, "tls"},
 	}
 	for _, tt := range tests {

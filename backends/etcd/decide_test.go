@@ -36,12 +36,34 @@ func leaderKV(id string, lease clientv3.LeaseID, created int64) *mvccpb.KeyValue
 }
 
 func heirKV(id string, lease clientv3.LeaseID) *mvccpb.KeyValue {
-	return &mvccpb.KeyValue{Key: []byte(testKeys.heir), Value: []byte(id), Lease: int64(lease), CreateRevision: 50, ModRevision: 50}
+	return &mvccpb.KeyValue{Key: []byte(testKeys.heir), Value: []byte(id), Lease: int64(lease), CreateRevision: 50, ModRevision: 50, Version: 1}
 }
 
 func switchoverKV(id string, lease clientv3.LeaseID) *mvccpb.KeyValue {
 	return &mvccpb.KeyValue{Key: []byte(testKeys.switchover), Value: []byte(id), Lease: int64(lease), CreateRevision: 60, ModRevision: 60}
 }
+
+// passedKV is the heir's place passed to id: put over a claim.
+func passedKV(id string, lease clientv3.LeaseID) *mvccpb.KeyValue {
+	kv := heirKV(id, lease)
+	kv.Version, kv.ModRevision = 2, 55
+	return kv
+}
+
+func forcedKV(id string, lease clientv3.LeaseID) *mvccpb.KeyValue {
+	kv := switchoverKV(id, lease)
+	kv.Value = []byte(forcedPrefix + id)
+	return kv
+}
+
+// ranked is member me having ranked at a vacancy: place among the
+// eligible (0 best, -1 not eligible), best the best candidate.
+func ranked(place int, best string) self {
+	return self{id: "me", lease: leaseMe, rank: standing{known: true, place: place, best: best}}
+}
+
+// never is member me of priority 0.
+var never = self{id: "me", lease: leaseMe, never: true}
 
 var pauseKV = &mvccpb.KeyValue{Key: []byte(testKeys.pause), Value: []byte("1"), CreateRevision: 70, ModRevision: 70}
 
@@ -54,9 +76,33 @@ func TestDecide(t *testing.T) {
 		self self
 		want decision
 	}{
-		{"vacant, nobody in the heir's place: lead", nil, me, decision{act: actLead}},
+		{"vacant, nobody in the heir's place: rank first", nil, me, decision{act: actRank, first: true}},
+		{"vacant, place vacant, ranked best: lead at once", nil, ranked(0, "me"), decision{act: actLead, first: true}},
+		{"vacant, place vacant, ranked second: lead after the wait", nil, ranked(1, "b"), decision{act: actLead, wait: true, place: 1}},
+		{"vacant, place vacant, ranked third: later still", nil, ranked(2, "b"), decision{act: actLead, wait: true, place: 2}},
+		{"vacant, place vacant, not eligible: rank again after the wait", nil, ranked(-1, "b"), decision{act: actRank, wait: true}},
+		{"vacant, place vacant, nobody eligible: rank again after the wait", nil, ranked(-1, ""), decision{act: actRank, wait: true}},
+		{"vacant, place vacant, many members: claim it first", nil, self{id: "me", lease: leaseMe, many: true}, decision{act: actClaim}},
 		{"vacant, another in the heir's place: wait for it", []*mvccpb.KeyValue{heirKV("b", leaseOther)}, me, decision{act: actWait}},
-		{"vacant, in the heir's place: lead at once", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, me, decision{act: actLead, first: true}},
+		{"vacant, in the heir's place: rank first", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, me, decision{act: actRank, first: true}},
+		{"vacant, in the heir's place, many members: rank first", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, self{id: "me", lease: leaseMe, many: true}, decision{act: actRank, first: true}},
+		{"vacant, in the heir's place, ranked best: lead at once", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, ranked(0, "me"), decision{act: actLead, first: true}},
+		{"vacant, in the heir's place, another best: pass the place", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, ranked(1, "b"), decision{act: actPass, first: true}},
+		{"vacant, in the heir's place, not eligible: pass the place", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, ranked(-1, "b"), decision{act: actPass, first: true}},
+		{"vacant, in the heir's place, nobody eligible: keep it, rank again after the wait", []*mvccpb.KeyValue{heirKV("me", leaseMe)}, ranked(-1, ""), decision{act: actRank, wait: true}},
+		{"vacant, passed the place, eligible: lead after the wait", []*mvccpb.KeyValue{passedKV("b", leaseOther)}, ranked(1, "b"), decision{act: actLead, wait: true, place: 1}},
+		{"vacant, passed the place, not eligible: wait", []*mvccpb.KeyValue{passedKV("b", leaseOther)}, ranked(-1, "b"), decision{act: actWait}},
+		{"vacant, the place passed to this member: lead at once, no ranking", []*mvccpb.KeyValue{passedKV("me", leaseMe)}, me, decision{act: actLead, first: true}},
+		{"vacant, the place passed to this member, ranked low: lead at once still", []*mvccpb.KeyValue{passedKV("me", leaseMe)}, ranked(-1, "b"), decision{act: actLead, first: true}},
+		{"priority 0, vacant, nobody in the place: wait", nil, never, decision{act: actWait}},
+		{"priority 0, led by another, place vacant: never claims", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10)}, never, decision{act: actWait}},
+		{"priority 0, switchover to it, vacant: wait", []*mvccpb.KeyValue{switchoverKV("me", leaseMe)}, never, decision{act: actWait}},
+		{"priority 0, forced switchover to it, vacant: lead at once", []*mvccpb.KeyValue{forcedKV("me", leaseMe)}, never, decision{act: actLead, first: true}},
+		{"priority 0, forced switchover to it, still led: wait, watching the leader", []*mvccpb.KeyValue{forcedKV("me", leaseMe), leaderKV("b", leaseOther, 10)}, never, decision{act: actWait, first: true}},
+		{"priority 0, a handed-over term: adopt", []*mvccpb.KeyValue{leaderKV("me", leaseMe, 10)}, never, decision{act: actAdopt}},
+		{"forced switchover to this member, ranked ineligible: lead at once", []*mvccpb.KeyValue{forcedKV("me", leaseMe), heirKV("b", leaseOther)}, ranked(-1, "b"), decision{act: actLead, first: true}},
+		{"priority 0, a forced switchover written by hand (no lease): wait", []*mvccpb.KeyValue{forcedKV("me", 0)}, never, decision{act: actWait}},
+		{"forced switchover to another, vacant: claim only", []*mvccpb.KeyValue{forcedKV("b", leaseOther)}, me, decision{act: actClaim}},
 		{"led by another, place vacant: claim it", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10)}, me, decision{act: actClaim}},
 		{"led by another, another in the place: wait", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10), heirKV("c", leaseThird)}, me, decision{act: actWait}},
 		{"led by another, in the place: wait, watching the leader", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10), heirKV("me", leaseMe)}, me, decision{act: actWait, first: true}},
@@ -72,14 +118,18 @@ func TestDecide(t *testing.T) {
 		{"switchover to another, vacant: claim only", []*mvccpb.KeyValue{switchoverKV("b", leaseOther)}, me, decision{act: actClaim}},
 		{"switchover to another, in the place: wait", []*mvccpb.KeyValue{switchoverKV("b", leaseOther), heirKV("me", leaseMe)}, me, decision{act: actWait, first: true}},
 		{"a place written by hand (no lease) counts as vacant", []*mvccpb.KeyValue{leaderKV("b", leaseOther, 10), heirKV("c", 0)}, me, decision{act: actClaim}},
-		{"a leader key written by hand counts as vacant", []*mvccpb.KeyValue{leaderKV("b", 0, 10)}, me, decision{act: actLead}},
-		{"a switchover written by hand names nobody", []*mvccpb.KeyValue{switchoverKV("b", 0), heirKV("me", leaseMe)}, me, decision{act: actLead, first: true}},
+		{"a leader key written by hand counts as vacant", []*mvccpb.KeyValue{leaderKV("b", 0, 10)}, me, decision{act: actRank, first: true}},
+		{"a switchover written by hand names nobody", []*mvccpb.KeyValue{switchoverKV("b", 0), heirKV("me", leaseMe)}, ranked(0, "me"), decision{act: actLead, first: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := stateWith(t, tt.kvs...)
-			if got := decide(st, tt.self); got != tt.want {
-				t.Errorf("decide = {%v first=%v}; want {%v first=%v}", got.act, got.first, tt.want.act, tt.want.first)
+			me := tt.self
+			if me.rank.known {
+				me.rank.heirRev = modRev(st.heir)
+			}
+			if got := decide(st, me); got != tt.want {
+				t.Errorf("decide = %+v; want %+v", got, tt.want)
 			}
 		})
 	}

@@ -14,7 +14,12 @@
 //	                      so that etcdctl sees only the leader there)
 //	control/pause         present while the cluster is paused (no lease)
 //	control/switchover    the requested next leader's id, bound to that
-//	                      member's lease
+//	                      member's lease ("force:<id>" when forced:
+//	                      Failover)
+//	candidates/<id>       the member's priority while it campaigns, bound
+//	                      to its lease (the ranking's candidates)
+//	last_position         the position the last master published while it
+//	                      led (no lease; LastPosition)
 //	slots/<job>/<slot>    scheduled-job slots claimed (ClaimSlot), bound to
 //	                      the job's slot lease: one or two per job, each of
 //	                      twice the retention, used for one retention period
@@ -60,6 +65,73 @@
 // As with concurrency.Election, a vacancy waits for the heir: an heir cut
 // off from etcd, or frozen, holds its place until its lease expires (the
 // TTL), and only then does another member take over.
+//
+// # Ranking
+//
+// Who tries first is decided by a ranking (coordinator.Rank: the highest
+// known position, then the priority, then the heir's place, then the id),
+// read with the election keys in one read-only transaction (the member
+// records, the candidate keys of the members that campaign, the last
+// master's position; rank.go). Each rule, with the one place that keeps
+// it:
+//
+//   - At a vacancy (no leader key, not paused, no switchover request), the
+//     holder of the heir's place alone reads and ranks, once per vacancy:
+//     it leads at once if it is the best, else passes the place to the
+//     best candidate in one transaction (the place as read, the best's
+//     candidate key and record as read; the place bound to the best's
+//     lease). The best wakes for the place and leads at once; a passed
+//     place (a put over a claim: its key's version above 1) is taken up
+//     without ranking again, so two stale views cannot pass it back and
+//     forth (decide, vacancy).
+//   - An eligible member that is not the best tries only after the
+//     failover wait (Ranking.Wait: a quarter of the TTL by default), 20 ms
+//     later per place below the second, then ranks again and tries if it
+//     still may (the pacer's delay): a best candidate that is frozen or
+//     cut off holds the cluster leaderless for at most the failover wait
+//     after the vacancy, plus the TTL when it held a place whose lease
+//     must expire first. A member that is not eligible never tries; it
+//     ranks again after each failover wait.
+//   - With the heir's place vacant at a vacancy, every campaigning member
+//     of a cluster of at most 16 members ranks and follows the same rules;
+//     in a larger one they claim the place first (spread by the herd
+//     delay), and its holder ranks for all: no member reads N records N
+//     times per vacancy.
+//   - A member registered but not campaigning (its start hook still runs,
+//     its campaign was cancelled) has no candidate key: it is ranked as
+//     stopped, so it is never handed the place nor the leadership, which
+//     it would not take up; its position still counts in the reference of
+//     the lag. A campaign that ends deletes its candidate key.
+//   - A resigning leader hands over to the best candidate (release,
+//     successor): to the heir's place holder as before when it is the
+//     best, else in one transaction that deletes the leader's key,
+//     creates the best's bound to its candidate key's lease and puts it in
+//     the heir's place (which it watches, and leaves once it leads), if
+//     the leader's key, the best's candidate key and record, the place,
+//     the pause and the switchover are as read. Nobody eligible: the key
+//     is only deleted. A switchover request, forced or not, wins over the
+//     ranking.
+//   - A member of priority 0 never claims the place, never tries to lead,
+//     is never a successor and is never chosen by Switchover(""), and
+//     Switchover naming it fails (coordinator.ErrIneligible); a forced
+//     request (Failover) names it as any other member, and it then leads
+//     at once, past the ranking, as does any member a forced request
+//     names, whatever its lag.
+//   - The last master's position is put by Register with a Position while
+//     the member leads, in the same transaction and only while the term's
+//     leader key is in place; a value that is not a non-negative integer
+//     is ignored (unknown).
+//
+// As the rest of the election, the ranking only decides who tries and
+// when: whether a transaction succeeds is decided by its conditions
+// alone (see Safety). What it does not guarantee: a member's position is
+// as fresh as its last Register (a second, by default); members that rank
+// at one vacancy from different reads may disagree, and then the
+// transactions decide; a vacancy with no eligible candidate stays vacant
+// until a member becomes eligible at a later ranking or an operator forces
+// one (Failover); members of older versions write no candidate key and
+// are never chosen by a newer one (and read a forced request as no
+// request).
 //
 // # Safety
 //

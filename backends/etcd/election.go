@@ -46,20 +46,22 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 
 	// The member records are counted once per campaign, with its first
 	// read, then now and then while it waits (pacer): a count walks every
-	// record.
-	counted := false
+	// record. The first read also puts the candidate key (rank.go).
+	counted, candidate := false, false
 	f := c.newFollower("campaign", func(ctx context.Context) (electionState, error) {
-		st, err := c.readElection(ctx, !counted)
+		st, err := c.readElection(ctx, !counted, !candidate && !c.never())
 		counted = counted || err == nil
+		candidate = candidate || (err == nil && !c.never())
 		return st, err
 	})
 	p := c.newPacer()
 	claimed := false   // a claim of the heir's place was sent: give it up unless leading
 	uncertain := false // the campaign ends on a failed request to lead: it may have created the leader key
+	var rk standing    // this member's standing at the current vacancy
 	defer func() {
 		f.stop()
 		p.stop()
-		if err != nil && (claimed || uncertain) {
+		if err != nil && (claimed || uncertain || candidate) {
 			c.abandon(uncertain)
 		}
 	}()
@@ -71,22 +73,52 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 		if err != nil {
 			return nil, err
 		}
-		d := decide(st, c.self())
+		if !rk.holds(st) {
+			rk = standing{}
+		}
+		me := c.self()
+		me.rank = rk
+		d := decide(st, me)
 		if d.act == actAdopt {
 			handedOver := st.heirIs(c.s.lease)
-			if handedOver {
-				// The place is left after the term began, so that the
-				// others, who wake for it, do not stand between the
-				// handover and this member.
-				c.spawn(c.leaveHeir)
-			}
+			// The place is left after the term began, so that the
+			// others, who wake for it, do not stand between the
+			// handover and this member.
+			c.spawn(func() { c.adopted(handedOver) })
 			return c.won(st.leader.CreateRevision, handedOver, false)
 		}
+		if (d.first || d.wait) && d.act == actLead && !f.known {
+			// This member did not follow the leader key: read it before
+			// trying (a handover may have created this member's key).
+			f.invalidate()
+			continue
+		}
 		if try, recheck := p.now(d); try {
-			if recheck {
+			if d.act == actRank || (recheck && d.wait) {
+				// The ranking, read once per vacancy, and again when a
+				// turn comes after the failover wait.
+				fresh, r, err := c.readRanking(rctx)
+				if err != nil {
+					if err := c.retry(ctx, "campaign: read ranking", err); err != nil {
+						return nil, err
+					}
+					f.invalidate()
+					continue
+				}
+				f.replace(fresh)
+				rk = r.standing(c.cfg.ID, fresh.heirID, modRev(fresh.heir), c.cfg.Ranking)
+				if d.act == actRank {
+					continue
+				}
+				me.rank = rk
+				if decide(fresh, me).act != d.act {
+					continue
+				}
+				st = fresh
+			} else if recheck {
 				if fresh, ok := c.recheck(rctx, st); ok {
 					f.replace(fresh)
-					if decide(fresh, c.self()).act != d.act {
+					if decide(fresh, me).act != d.act {
 						continue // somebody else moved while this one waited
 					}
 					st = fresh
@@ -94,18 +126,25 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 			}
 			claimed = claimed || d.act == actClaim
 			var l coordinator.Leadership
-			if l, uncertain, err = c.attempt(ctx, rctx, d.act, &st); l != nil || err != nil {
+			if l, uncertain, err = c.attempt(ctx, rctx, d.act, &st, rk); l != nil || err != nil {
 				return l, err
 			}
 			if st.rev == 0 {
 				f.invalidate() // the request failed: read again
 			} else {
 				f.replace(st) // the state the transaction saw
+				if d.act == actPass {
+					if st.heirID == rk.best && st.passed() {
+						rk.heirRev = modRev(st.heir) // passed by this member: the standing holds
+					} else {
+						rk = standing{} // the best's keys changed: rank again
+					}
+				}
 			}
 			continue
 		}
 		turn, recount := p.timers()
-		what, err := f.wait(ctx, d.first, turn, recount)
+		what, err := f.wait(ctx, d.first || d.wait, turn, recount)
 		if err != nil {
 			return nil, err
 		}
@@ -113,30 +152,59 @@ func (c *Coordinator) Campaign(ctx context.Context) (_ coordinator.Leadership, e
 	}
 }
 
+// never reports whether this member has priority 0.
+func (c *Coordinator) never() bool { return c.cfg.Ranking.EffectivePriority() == 0 }
+
+// adopted gives up, after a term was adopted, the candidate key and, if
+// the term was handed over, the heir's place.
+func (c *Coordinator) adopted(handedOver bool) {
+	ops := []clientv3.Op{c.leaveCandidateOp()}
+	if handedOver {
+		ops = append(ops, c.leaveHeirOp())
+	}
+	c.drop(false, "leadership: give up the heir's place and the candidate key", ops...)
+}
+
+// retry logs a failed request of a campaign and pauses, or returns the
+// error that ends the campaign.
+func (c *Coordinator) retry(ctx context.Context, what string, err error) error {
+	if err := c.campaignDone(ctx); err != nil {
+		return err
+	}
+	c.log.Warn(what, "err", err)
+	return c.backoff(ctx, retryDelay)
+}
+
 // self returns what decide knows of this member.
 func (c *Coordinator) self() self {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return self{id: c.cfg.ID, lease: c.s.lease, ended: c.lastEnded}
+	return self{id: c.cfg.ID, lease: c.s.lease, ended: c.lastEnded, never: c.never(),
+		many: c.counted.Load() > rankMaxMembers, plain: c.plainRule}
 }
 
-// attempt sends the transaction of act (actLead or actClaim) for st. It
+// attempt sends the transaction of act (actLead, actClaim or actPass, to
+// the best of s) for st. It
 // returns the term if it led; nil and nil if it did not, st then holding
 // the state the transaction saw (rev 0 after a failed request, retried
 // after a pause); or the error that ends the campaign, uncertain if that
 // came as a request to lead failed (it may have created the leader key).
-func (c *Coordinator) attempt(ctx, rctx context.Context, act action, st *electionState) (_ coordinator.Leadership, uncertain bool, _ error) {
+func (c *Coordinator) attempt(ctx, rctx context.Context, act action, st *electionState, s standing) (_ coordinator.Leadership, uncertain bool, _ error) {
 	var ok bool
 	var token int64
 	var err error
-	if act == actLead {
+	switchover := st.switchTo == c.cfg.ID
+	switch act {
+	case actLead:
 		token, ok, err = c.tryLead(rctx, st)
-	} else {
+	case actPass:
+		ok, err = c.passHeir(rctx, st, s)
+	default:
 		ok, err = c.claimHeir(rctx, st)
 	}
 	switch {
 	case err == nil && ok && act == actLead:
-		l, err := c.won(token, false, st.switchover != nil && string(st.switchover.Value) == c.cfg.ID)
+		l, err := c.won(token, false, switchover)
 		return l, false, err
 	case err == nil:
 		return nil, false, nil
@@ -234,7 +302,7 @@ func (c *Coordinator) tryLead(ctx context.Context, st *electionState) (int64, bo
 		heirRev = st.heir.ModRevision
 	}
 	vacant, clear := c.vacantLeaders(st)
-	ops := append(clear, clientv3.OpPut(own, c.cfg.ID, clientv3.WithLease(c.s.lease)))
+	ops := append(clear, clientv3.OpPut(own, c.cfg.ID, clientv3.WithLease(c.s.lease)), c.leaveCandidateOp())
 	if st.switchover != nil {
 		// The request is fulfilled by this term.
 		ops = append(ops, clientv3.OpDelete(c.keys.switchover))
@@ -277,17 +345,14 @@ func (c *Coordinator) claimHeir(ctx context.Context, st *electionState) (bool, e
 }
 
 // abandon removes what a campaign that ends without leading may have
-// left: the heir's place, so that the others need not wait until the
-// session ends; and its leader key, if a request whose answer was not seen
-// created it (uncertain: then even while the session closes), or a
-// resigning leader handed over as the campaign ended.
+// left: the heir's place (claimed or passed to it), so that the others
+// need not wait until the session ends; its candidate key; and its leader
+// key, if a request whose answer was not seen created it (uncertain: then
+// even while the session closes), or a resigning leader handed over as
+// the campaign ended.
 func (c *Coordinator) abandon(uncertain bool) {
-	c.drop(uncertain, "campaign: give up the heir's place and the leader key", c.leaveHeirOp(), c.leaderKeyOp())
-}
-
-// leaveHeir gives the heir's place up if this session holds it.
-func (c *Coordinator) leaveHeir() {
-	c.drop(false, "leadership: give up the heir's place", c.leaveHeirOp())
+	c.drop(uncertain, "campaign: give up the heir's place, the candidate key and the leader key",
+		c.leaveHeirOp(), c.leaveCandidateOp(), c.leaderKeyOp())
 }
 
 // leaveHeirOp deletes the heir's place if this session holds it.
@@ -420,50 +485,96 @@ func (l *leadership) Resign(ctx context.Context) error {
 	return nil
 }
 
-// release deletes the leader key if the term token created it. If view
-// (the keys as the term's monitor saw them) shows a member in the heir's
-// place that may lead (not paused, no switchover naming another), the same
-// transaction creates that member's leader key, bound to its lease: the
-// heir learns that it leads from its watch, and no member makes a request
-// between the two terms. The heir then leaves the place itself (the
-// others wake for it, and would stand between the handover and the heir
-// if this transaction left it). When the place changed since, or the
-// heir's lease is gone, the key is only deleted, with the place if this
-// member still holds it (a term handed over whose holder did not leave it
-// yet).
+// release deletes the leader key if the term token created it, and hands
+// over if it can. With view (the keys as the term's monitor saw them)
+// showing the cluster not paused and no switchover naming a member other
+// than the one in the heir's place, the successor is the best eligible
+// candidate of a ranking read now (bounded by DialTimeout), or the member
+// a switchover names. The same transaction that deletes the leader's key
+// creates the successor's, bound to the successor's lease: the successor
+// learns that it leads from its watch, and no member makes a request
+// between the two terms. A successor that is not in the heir's place is
+// put there too, since it watches the place (not the leader key) and so
+// wakes. The successor then leaves the place itself (the others wake for
+// it, and would stand between the handover and the successor if this
+// transaction left it). When the keys changed since, or the successor's
+// lease is gone, or nobody is eligible, the key is only deleted, with the
+// place if this member still holds it (a term handed over whose holder did
+// not leave it yet).
 func (c *Coordinator) release(ctx context.Context, token int64, view electionState) error {
 	own := c.keys.leaderOf(c.cfg.ID)
-	if h, to := view.heir, view.heirID; to != "" && view.pause == nil && to != c.cfg.ID &&
-		(view.switchTo == "" || view.switchTo == to) {
-		var swRev int64
-		ops := []clientv3.Op{
-			c.historyEndOp(token, endReason(view)),
-			clientv3.OpDelete(own),
-			clientv3.OpPut(c.keys.leaderOf(to), to, clientv3.WithLease(clientv3.LeaseID(h.Lease))),
+	if view.rev != 0 && view.pause == nil && (view.switchTo == "" || view.switchTo == view.heirID) {
+		if to, lease, cmps := c.successor(ctx, view); to != "" {
+			var swRev int64
+			ops := []clientv3.Op{
+				c.historyEndOp(token, endReason(view)),
+				clientv3.OpDelete(own),
+				clientv3.OpPut(c.keys.leaderOf(to), to, clientv3.WithLease(lease)),
+			}
+			if to != view.heirID {
+				ops = append(ops, clientv3.OpPut(c.keys.heir, to, clientv3.WithLease(lease)))
+			}
+			if view.switchover != nil {
+				swRev = view.switchover.ModRevision
+				ops = append(ops, clientv3.OpDelete(c.keys.switchover)) // fulfilled
+			}
+			resp, err := c.cli.Txn(ctx).If(append([]clientv3.Cmp{
+				clientv3.Compare(clientv3.CreateRevision(own), "=", token),
+				clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", modRev(view.heir)),
+				clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
+				clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
+			}, cmps...)...).Then(ops...).Commit()
+			switch {
+			case err == nil && resp.Succeeded:
+				c.log.Info("leadership handed over", "token", token, "to", to)
+				return nil
+			case err != nil && ctx.Err() != nil:
+				return err
+			}
+			// The keys changed, or the successor's lease is gone.
 		}
-		if view.switchover != nil {
-			swRev = view.switchover.ModRevision
-			ops = append(ops, clientv3.OpDelete(c.keys.switchover)) // fulfilled
-		}
-		resp, err := c.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.CreateRevision(own), "=", token),
-			clientv3.Compare(clientv3.ModRevision(c.keys.heir), "=", h.ModRevision),
-			clientv3.Compare(clientv3.CreateRevision(c.keys.pause), "=", 0),
-			clientv3.Compare(clientv3.ModRevision(c.keys.switchover), "=", swRev),
-		).Then(ops...).Commit()
-		switch {
-		case err == nil && resp.Succeeded:
-			c.log.Info("leadership handed over", "token", token, "to", to)
-			return nil
-		case err != nil && ctx.Err() != nil:
-			return err
-		}
-		// The place changed, or the heir's lease is gone.
 	}
 	_, err := c.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(own), "=", token),
 	).Then(clientv3.OpDelete(own), c.leaveHeirOp(), c.historyResignOp(token)).Commit()
 	return err
+}
+
+// successor returns whom release hands over to, the lease to bind the
+// successor's key to and the conditions on the successor's keys: the
+// member in the heir's place when a switchover names it or it ranks best
+// (the place's lease); else the best eligible candidate of a ranking read
+// now (its candidate key's lease, and its candidate key and record as
+// read); "" when nobody is eligible or the read fails.
+func (c *Coordinator) successor(ctx context.Context, view electionState) (string, clientv3.LeaseID, []clientv3.Cmp) {
+	heir := view.heirID
+	if heir == c.cfg.ID {
+		heir = "" // a term handed over whose holder did not leave the place yet
+	}
+	if view.switchTo != "" || c.plainRule {
+		if heir == "" {
+			return "", 0, nil
+		}
+		return heir, clientv3.LeaseID(view.heir.Lease), nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	_, r, err := c.readRanking(rctx)
+	if err != nil {
+		c.log.Warn("resign: read ranking; the leader key is only deleted", "err", err)
+		return "", 0, nil
+	}
+	to, cd := r.best(c.cfg.ID, heir, c.cfg.Ranking)
+	switch {
+	case to == "":
+		return "", 0, nil
+	case to == heir:
+		return heir, clientv3.LeaseID(view.heir.Lease), nil
+	}
+	return to, cd.lease, []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(c.keys.candidates+to), "=", cd.rev),
+		clientv3.Compare(clientv3.CreateRevision(c.keys.members+to), "=", cd.recRev),
+	}
 }
 
 // releaseLater retries release until it succeeds or the session ends.

@@ -42,3 +42,7 @@ func LeaderViewRevision(c *Coordinator) int64 {
 	defer l.mu.Unlock()
 	return l.view.rev
 }
+
+// SetPlainRule turns c's ranking off (the rule before it), for a
+// comparison. Call it before Campaign.
+func SetPlainRule(c *Coordinator) { c.plainRule = true }

@@ -47,19 +47,28 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // config returns the configuration of member id of the harness's cluster,
 // reaching etcd at endpoint.
-func (h *harness) config(id, endpoint string) etcd.Config {
+func (h *harness) config(id, endpoint string, r coordinator.Ranking) etcd.Config {
 	return etcd.Config{
 		Endpoints: []string{endpoint},
 		Cluster:   h.cluster,
 		ID:        id,
 		TTL:       testTTL,
 		Logger:    quietLogger(),
+		Ranking:   r,
 	}
 }
+
+var _ coordinatortest.RankedHarness = (*harness)(nil)
 
 // New opens a handle for id through a new proxy to one of the etcd
 // members (in turn).
 func (h *harness) New(t *testing.T, id string) coordinator.Coordinator {
+	t.Helper()
+	return h.NewRanked(t, id, coordinator.Ranking{})
+}
+
+// NewRanked opens a handle for id with ranking r, as New does.
+func (h *harness) NewRanked(t *testing.T, id string, r coordinator.Ranking) coordinator.Coordinator {
 	t.Helper()
 	h.mu.Lock()
 	n := len(h.proxies)
@@ -67,7 +76,7 @@ func (h *harness) New(t *testing.T, id string) coordinator.Coordinator {
 	p := etcdtest.NewProxy(t, h.etcd.Endpoint(n%h.etcd.Size()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := etcd.New(ctx, h.config(id, p.Endpoint()))
+	c, err := etcd.New(ctx, h.config(id, p.Endpoint(), r))
 	if err != nil {
 		t.Fatalf("etcd.New(%s): %v", id, err)
 	}

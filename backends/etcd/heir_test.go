@@ -21,7 +21,7 @@ func heirKey(cl coordinator.Cluster) string {
 }
 
 // heirOf returns the id of the member in cl's heir's place ("" if none).
-func heirOf(t *testing.T, cli *clientv3.Client, cl coordinator.Cluster) string {
+func heirOf(t testing.TB, cli *clientv3.Client, cl coordinator.Cluster) string {
 	t.Helper()
 	resp, err := cli.Get(context.Background(), heirKey(cl))
 	if err != nil {

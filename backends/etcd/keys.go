@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -78,6 +79,29 @@ func (l Layout) DecodeLeader(kv *mvccpb.KeyValue) (coordinator.Leader, error) {
 	return l.k.leader(kv)
 }
 
+// LastPosition returns the key of the position the last master published
+// while it led (a decimal integer, no lease; see LastPosition).
+func (l Layout) LastPosition() string { return l.k.lastPos }
+
+// DecodeLastPosition returns the position kv, read at LastPosition, holds,
+// or an error saying why it holds none (not a non-negative decimal
+// integer): such a value counts as unknown.
+func (l Layout) DecodeLastPosition(kv *mvccpb.KeyValue) (int64, error) {
+	return parsePosition(kv.Value)
+}
+
+// parsePosition parses a position: a non-negative decimal integer.
+func parsePosition(b []byte) (int64, error) {
+	if len(b) > 20 {
+		return 0, fmt.Errorf("position %s: want a non-negative integer", quote(b))
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || n < 0 || string(b) != strconv.FormatInt(n, 10) {
+		return 0, fmt.Errorf("position %s: want a non-negative integer", quote(b))
+	}
+	return n, nil
+}
+
 // errNoLease is why a key that must be bound to a session is rejected.
 var errNoLease = errors.New("bound to no lease (not written by a member)")
 
@@ -123,6 +147,36 @@ func (k keys) leader(kv *mvccpb.KeyValue) (coordinator.Leader, error) {
 	return coordinator.Leader{ID: id, Token: kv.CreateRevision}, nil
 }
 
+// forcedPrefix marks a switchover request an operator forced
+// (Coordinator.Failover): control/switchover holds "force:<id>".
+const forcedPrefix = "force:"
+
+// switchoverID checks a switchover request and returns the member it
+// names and whether it was forced.
+func switchoverID(kv *mvccpb.KeyValue) (string, bool, error) {
+	v, forced := strings.CutPrefix(string(kv.Value), forcedPrefix)
+	id, err := sessionID(&mvccpb.KeyValue{Value: []byte(v), Lease: kv.Lease})
+	return id, forced, err
+}
+
+// candidate checks the key of a campaigning member (candidates/<id>,
+// bound to its lease, its value the member's priority) and returns its id
+// and priority.
+func (k keys) candidate(kv *mvccpb.KeyValue) (string, int, error) {
+	id := strings.TrimPrefix(string(kv.Key), k.candidates)
+	if err := coordinator.ValidateName("candidate id", id); err != nil {
+		return "", 0, err
+	}
+	if kv.Lease == 0 {
+		return "", 0, errNoLease
+	}
+	p, err := strconv.Atoi(string(kv.Value))
+	if err != nil || p < 1 || p > coordinator.MaxPriority || string(kv.Value) != strconv.Itoa(p) {
+		return "", 0, fmt.Errorf("candidate %s: priority %s: want 1 to %d", id, quote(kv.Value), coordinator.MaxPriority)
+	}
+	return id, p, nil
+}
+
 // sessionID checks the value of a key that names a member and is bound
 // to a session (the heir's place, bound to the heir's lease; a switchover
 // request, bound to its target's) and returns that member's id.
@@ -147,6 +201,7 @@ const (
 	kindHeir                   // election-heir
 	kindPause                  // control/pause
 	kindSwitchover             // control/switchover
+	kindCandidate              // candidates/<id>
 )
 
 // decoded is a key read from etcd, decoded: what it is and, when err is
@@ -155,7 +210,9 @@ type decoded struct {
 	kind   kind
 	member coordinator.Member // kindMember
 	leader coordinator.Leader // kindLeader
-	id     string             // kindHeir, kindSwitchover: the member it names
+	id     string             // kindHeir, kindSwitchover, kindCandidate: the member it names
+	forced bool               // kindSwitchover: forced (Failover)
+	prio   int                // kindCandidate: the candidate's priority
 	err    error              // why the key is not what its name says: ignore it
 }
 
@@ -176,8 +233,11 @@ func (k keys) decode(kv *mvccpb.KeyValue) decoded {
 	case key == k.pause:
 		return decoded{kind: kindPause}
 	case key == k.switchover:
-		id, err := sessionID(kv)
-		return decoded{kind: kindSwitchover, id: id, err: err}
+		id, forced, err := switchoverID(kv)
+		return decoded{kind: kindSwitchover, id: id, forced: forced, err: err}
+	case strings.HasPrefix(key, k.candidates):
+		id, p, err := k.candidate(kv)
+		return decoded{kind: kindCandidate, id: id, prio: p, err: err}
 	}
 	return decoded{kind: kindOther}
 }

@@ -39,6 +39,12 @@ func FuzzDecodeKey(f *testing.F) {
 		{"control/pause", `{"by":"op","at":"2026-01-02T03:04:05Z"}`, 0},
 		{"control/switchover", "web2", 9},
 		{"control/switchover", "web2\n", 9},
+		{"control/switchover", "force:web2", 9},
+		{"control/switchover", "force:", 9},
+		{"candidates/web2", "1", 9},
+		{"candidates/web2", "01", 9},
+		{"candidates/web2", "0", 9},
+		{"last_position", "1000", 0},
 		{"history/00000000000000000007", `{}`, 0},
 		{"slots/job/2026-01-02T03:04:05Z", "web1", 3},
 		{"members/\xff", "\x00", -1},
@@ -68,7 +74,19 @@ func FuzzDecodeKey(f *testing.F) {
 				coordinator.ValidateName("id", id) != nil || d.leader.Token != createRev {
 				t.Errorf("leader %+v accepted from %q=%q (lease %d)", d.leader, key, value, lease)
 			}
-		case kindHeir, kindSwitchover:
+		case kindSwitchover:
+			want := d.id
+			if d.forced {
+				want = forcedPrefix + d.id
+			}
+			if want != string(value) || lease == 0 || coordinator.ValidateName("id", d.id) != nil {
+				t.Errorf("%q=%q (lease %d) accepted as naming %q (forced %v)", key, value, lease, d.id, d.forced)
+			}
+		case kindCandidate:
+			if id := strings.TrimPrefix(key, "candidates/"); d.id != id || lease == 0 || d.prio < 1 || d.prio > coordinator.MaxPriority {
+				t.Errorf("candidate %q (priority %d, lease %d) accepted from %q=%q", d.id, d.prio, lease, key, value)
+			}
+		case kindHeir:
 			if d.id != string(value) || lease == 0 || coordinator.ValidateName("id", d.id) != nil {
 				t.Errorf("%q=%q (lease %d) accepted as naming %q", key, value, lease, d.id)
 			}

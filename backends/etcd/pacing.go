@@ -11,33 +11,44 @@ import (
 )
 
 // pacer answers, for one campaign, when it may do what decide says: at
-// once, or after a herd delay (then after a recheck of the state); and
-// when to count the member records again. It never answers whether: a
+// once, or after a delay (then after a recheck of the state); and when to
+// count the member records again. It never answers whether: a
 // transaction sent at any time succeeds only if its conditions hold.
 //
-// Its inputs are decide's decision (a first member never waits) and the
-// latest count of members (herdDelay); anything else that should order
-// the members' attempts (a ranking) is one more input to delay.
+// Its inputs are decide's decision (a first member never waits; one that
+// ranked eligible but not best waits the failover wait first, and a few
+// milliseconds more per place below the second) and the latest count of
+// members (herdDelay).
 type pacer struct {
 	c       *Coordinator
 	turn    clock.Timer // this member's turn to try, while a vacancy lasts
 	ready   bool        // the turn has come
-	delayed bool        // it came after a herd delay
+	delayed bool        // it came after a delay
+	ranked  bool        // the turn is a failover wait's (decision.wait)
 	recount clock.Timer // when to count the member records again
 }
 
 func (c *Coordinator) newPacer() *pacer { return &pacer{c: c} }
 
 // now reports whether to try d now, and if so whether to recheck the
-// state first (the turn came after a herd delay: see recheck). A decision
-// to wait cancels the turn; any other starts one, unless one is running,
+// state first (the turn came after a delay: see recheck). A decision to
+// wait cancels the turn, and a first one tries at once; any other starts
+// a turn, unless one of its kind (a failover wait or not) is running,
 // which then goes on (what to try may change while the vacancy lasts).
 func (p *pacer) now(d decision) (try, recheck bool) {
 	if d.act == actWait || d.act == actAdopt {
 		p.cancel()
 		return false, false
 	}
+	if d.first {
+		p.cancel()
+		return true, false
+	}
+	if p.turn != nil && p.ranked != d.wait {
+		p.cancel()
+	}
 	if !p.ready && p.turn == nil {
+		p.ranked = d.wait
 		if delay := p.delay(d); delay > 0 {
 			p.turn = p.c.clk.NewTimer(delay)
 		} else {
@@ -53,13 +64,24 @@ func (p *pacer) now(d decision) (try, recheck bool) {
 }
 
 // delay returns how long to wait before trying d: nothing for a first
-// member, else the herd delay.
+// member, else the herd delay, after the failover wait and rankStep per
+// place below the second for a member that ranked eligible but not best.
 func (p *pacer) delay(d decision) time.Duration {
 	if d.first {
 		return 0
 	}
-	return p.c.herdDelay()
+	herd := p.c.herdDelay()
+	if d.wait {
+		return p.c.cfg.Ranking.Wait(p.c.cfg.TTL) + time.Duration(max(d.place-1, 0))*rankStep + herd
+	}
+	return herd
 }
+
+// rankStep is how much later than the one above it an eligible member
+// that is not best tries after the failover wait: about the time a
+// transaction takes to commit and reach the others' watches, so that the
+// second best, if it lives, leads before the third tries.
+const rankStep = 20 * time.Millisecond
 
 // cancel drops the turn.
 func (p *pacer) cancel() {

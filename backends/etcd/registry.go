@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,7 +15,12 @@ import (
 )
 
 // Register creates or replaces this member's record (JSON at
-// members/<id>), bound to the session's lease.
+// members/<id>), bound to the session's lease. The record's priority is
+// Config.Ranking's effective one, whatever m says. While this member
+// leads, a record with a position also puts that position at
+// last_position (no lease), in the same transaction and only while the
+// term's leader key is in place, so that it outlives the master
+// (LastPosition).
 func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error {
 	if err := c.check("register"); err != nil {
 		return err
@@ -25,11 +31,21 @@ func (c *Coordinator) Register(ctx context.Context, m coordinator.Member) error 
 	if m.ID != c.cfg.ID {
 		return fmt.Errorf("register %s: record of member %q: want this handle's own id", c.cfg.ID, m.ID)
 	}
+	m.Priority = c.cfg.Ranking.EffectivePriority()
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", c.cfg.ID, err)
 	}
-	if _, err := c.cli.Put(ctx, c.keys.members+m.ID, string(b), clientv3.WithLease(c.s.lease)); err != nil {
+	ops := []clientv3.Op{clientv3.OpPut(c.keys.members+m.ID, string(b), clientv3.WithLease(c.s.lease))}
+	c.mu.Lock()
+	l := c.leader
+	c.mu.Unlock()
+	if l != nil && m.Position != nil {
+		ops = append(ops, clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(c.keys.leaderOf(c.cfg.ID)), "=", l.token)},
+			[]clientv3.Op{clientv3.OpPut(c.keys.lastPos, strconv.FormatInt(*m.Position, 10))}, nil))
+	}
+	if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
 		return c.sessionErr("register", err)
 	}
 	return nil
@@ -120,13 +136,33 @@ func (c *Coordinator) Paused(ctx context.Context) (bool, error) {
 	return resp.Count > 0, nil
 }
 
-// Switchover asks the leader to hand over to member to (chosen with
-// coordinator.PickSwitchoverTarget when empty): it writes control/switchover
-// bound to the target's lease, so the request vanishes with the target. A
-// request naming the sitting leader is fulfilled already and writes
-// nothing.
+// Switchover asks the leader to hand over to member to: it writes
+// control/switchover bound to the target's lease, so the request vanishes
+// with the target. With to empty, the target is the best eligible
+// candidate by the ranking (rank.go, switchoverTarget); none is an error
+// wrapping coordinator.ErrIneligible. A target of priority 0 is refused
+// (coordinator.ErrIneligible): Failover forces one. A request naming the
+// sitting leader is fulfilled already and writes nothing.
 func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error) {
-	if err := c.check("switchover"); err != nil {
+	return c.request(ctx, "switchover", to, false)
+}
+
+// Failover asks that member to lead next whatever the ranking says
+// (priority 0, too far behind): it writes control/switchover as
+// Switchover does, its value "force:<id>", which the member fulfils even
+// at a vacancy that the ranking would not let it take. Watch reports it
+// as coordinator.EventSwitchover with Forced set.
+func (c *Coordinator) Failover(ctx context.Context, to string) error {
+	if to == "" {
+		return fmt.Errorf("failover: no member named: name the member to lead (ccctl failover --to ID): %w", coordinator.ErrUnknownMember)
+	}
+	_, err := c.request(ctx, "failover", to, true)
+	return err
+}
+
+// request writes a switchover request for to (forced: by Failover).
+func (c *Coordinator) request(ctx context.Context, op, to string, forced bool) (string, error) {
+	if err := c.check(op); err != nil {
 		return "", err
 	}
 	for attempt := 0; attempt < 5; attempt++ {
@@ -136,43 +172,59 @@ func (c *Coordinator) Switchover(ctx context.Context, to string) (string, error)
 			return "", err
 		}
 		if target == "" {
-			ms, err := c.Members(ctx)
+			st, r, err := c.readRanking(ctx)
 			if err != nil {
-				return "", err
+				return "", c.sessionErr(op, err)
 			}
-			if target = coordinator.PickSwitchoverTarget(ms, leader.ID); target == "" {
-				return "", fmt.Errorf("switchover: no member to hand over to: %w", coordinator.ErrUnknownMember)
+			if len(r.records) == 0 || (len(r.records) == 1 && r.records[0].ID == leader.ID) {
+				return "", fmt.Errorf("%s: no member to hand over to: %w", op, coordinator.ErrUnknownMember)
+			}
+			if target = r.switchoverTarget(leader.ID, st.heirID, c.cfg.Ranking); target == "" {
+				return "", fmt.Errorf("%s: no eligible member to hand over to (priority 0, too far behind or stopping): name one with ccctl failover --to ID --force: %w",
+					op, coordinator.ErrIneligible)
 			}
 		}
 		if target == leader.ID {
 			return target, nil
 		}
 		if err := coordinator.ValidateName("member id", target); err != nil {
-			return "", fmt.Errorf("switchover: %v: %w", err, coordinator.ErrUnknownMember)
+			return "", fmt.Errorf("%s: %v: %w", op, err, coordinator.ErrUnknownMember)
 		}
 		resp, err := c.cli.Get(ctx, c.keys.members+target)
 		if err != nil {
-			return "", c.sessionErr("switchover", err)
+			return "", c.sessionErr(op, err)
 		}
-		if len(resp.Kvs) == 0 || c.decodeKV(resp.Kvs[0]).err != nil {
-			return "", fmt.Errorf("switchover to %q: %w", target, coordinator.ErrUnknownMember)
+		if len(resp.Kvs) == 0 {
+			return "", fmt.Errorf("%s to %q: %w", op, target, coordinator.ErrUnknownMember)
+		}
+		d := c.decodeKV(resp.Kvs[0])
+		if d.err != nil {
+			return "", fmt.Errorf("%s to %q: %w", op, target, coordinator.ErrUnknownMember)
+		}
+		if d.member.Priority == 0 && !forced {
+			return "", fmt.Errorf("%s to %s: it has priority 0 and never leads unless forced: ccctl failover --to %s --force: %w",
+				op, target, target, coordinator.ErrIneligible)
 		}
 		kv := resp.Kvs[0]
+		value := target
+		if forced {
+			value = forcedPrefix + target
+		}
 		tresp, err := c.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision),
-		).Then(clientv3.OpPut(c.keys.switchover, target, clientv3.WithLease(clientv3.LeaseID(kv.Lease)))).Commit()
+		).Then(clientv3.OpPut(c.keys.switchover, value, clientv3.WithLease(clientv3.LeaseID(kv.Lease)))).Commit()
 		if err != nil {
-			if c.check("switchover") == nil && isLeaseNotFound(err) {
+			if c.check(op) == nil && isLeaseNotFound(err) {
 				continue // the target left meanwhile; look again
 			}
-			return "", c.sessionErr("switchover", err)
+			return "", c.sessionErr(op, err)
 		}
 		if tresp.Succeeded {
-			c.log.Info("switchover requested", "to", target)
+			c.log.Info(op+" requested", "to", target, "forced", forced)
 			return target, nil
 		}
 	}
-	return "", fmt.Errorf("switchover: members kept changing: %w", coordinator.ErrUnknownMember)
+	return "", fmt.Errorf("%s: members kept changing: %w", op, coordinator.ErrUnknownMember)
 }
 
 // claimWait is the pause between two looks at the lease of a record that

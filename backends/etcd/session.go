@@ -26,6 +26,8 @@ var (
 	_ coordinator.SlotClaimer    = (*Coordinator)(nil)
 	_ coordinator.Reopener       = (*Coordinator)(nil)
 	_ coordinator.ExpiryReporter = (*Coordinator)(nil)
+	_ coordinator.Failoverer     = (*Coordinator)(nil)
+	_ coordinator.LastPositioner = (*Coordinator)(nil)
 )
 
 // fenceGrace is how long Close waits for the record of a fenced term
@@ -58,9 +60,12 @@ type Coordinator struct {
 	// latest count, counting is set while one runs.
 	recountMin, recountMax time.Duration
 	counted                atomic.Int64
-	counting               atomic.Bool
-	rejects                rejectLog  // keys read from etcd that failed the checks (keys.go)
-	slotLeases             slotLeases // the leases of the slot claims (see slots.go)
+	// plainRule turns the ranking off (decide.go, self.plain): in the
+	// benchmarks only, for a comparison.
+	plainRule  bool
+	counting   atomic.Bool
+	rejects    rejectLog  // keys read from etcd that failed the checks (keys.go)
+	slotLeases slotLeases // the leases of the slot claims (see slots.go)
 
 	mu        sync.Mutex
 	leader    *leadership // the current term, if any
@@ -774,6 +779,8 @@ type keys struct {
 	slots       string
 	controlPref string
 	history     string
+	candidates  string // candidates/: a key per campaigning member (rank.go)
+	lastPos     string // the last master's position (rank.go)
 }
 
 func newKeys(prefix string, c coordinator.Cluster) keys {
@@ -791,6 +798,8 @@ func newKeys(prefix string, c coordinator.Cluster) keys {
 		slots:       base + "slots/",
 		controlPref: base + "control/",
 		history:     base + "history/",
+		candidates:  base + "candidates/",
+		lastPos:     base + "last_position",
 	}
 }
 

@@ -32,6 +32,7 @@ type electionState struct {
 	pause      *mvccpb.KeyValue
 	switchover *mvccpb.KeyValue
 	switchTo   string // the target of the switchover request; "" if none
+	forced     bool   // the request was forced (Failover)
 }
 
 // open reports whether member id may try to lead: the leadership is vacant,
@@ -44,6 +45,14 @@ func (st *electionState) open(id string) bool {
 // place.
 func (st *electionState) heirIs(lease clientv3.LeaseID) bool {
 	return st.heirID != "" && clientv3.LeaseID(st.heir.Lease) == lease
+}
+
+// passed reports whether the heir's place was passed (rank.go) rather
+// than claimed: a claim creates the key, a pass puts over it. Its holder
+// takes a passed place up without ranking again, so that two stale
+// views cannot pass it back and forth.
+func (st *electionState) passed() bool {
+	return st.heirID != "" && st.heir.Version > 1
 }
 
 // leaderInfo returns the leader st holds, nil if none.
@@ -117,9 +126,9 @@ func (st *electionState) set(ch change) {
 	case kindPause:
 		st.pause = ch.kv
 	case kindSwitchover:
-		st.switchover, st.switchTo = ch.kv, ""
+		st.switchover, st.switchTo, st.forced = ch.kv, "", false
 		if ch.present {
-			st.switchTo = ch.d.id
+			st.switchTo, st.forced = ch.d.id, ch.d.forced
 		}
 	}
 }
@@ -149,11 +158,16 @@ func (c *Coordinator) getState(ctx context.Context, opts ...clientv3.OpOption) (
 }
 
 // readElection reads the election and control keys and, if count, counts
-// the member records in the same read-only transaction (no raft write).
-func (c *Coordinator) readElection(ctx context.Context, count bool) (electionState, error) {
+// the member records in the same read-only transaction (no raft write);
+// with candidate, the same transaction also puts this member's candidate
+// key (rank.go).
+func (c *Coordinator) readElection(ctx context.Context, count, candidate bool) (electionState, error) {
 	ops := []clientv3.Op{c.readOp()}
 	if count {
 		ops = append(ops, clientv3.OpGet(c.keys.members, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+	}
+	if candidate {
+		ops = append(ops, c.candidateOp())
 	}
 	resp, err := c.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {

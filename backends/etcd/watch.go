@@ -25,10 +25,11 @@ type control struct {
 	leader     *coordinator.Leader
 	paused     bool
 	switchover string
+	forced     bool
 }
 
 func (st *clusterState) control() control {
-	return control{leader: st.el.leaderInfo(), paused: st.el.pause != nil, switchover: st.el.switchTo}
+	return control{leader: st.el.leaderInfo(), paused: st.el.pause != nil, switchover: st.el.switchTo, forced: st.el.forced}
 }
 
 type memberRec struct {
@@ -109,7 +110,11 @@ func initialEvents(st clusterState) []coordinator.Event {
 		members[i] = st.members[id].m
 	}
 	ctl := st.control()
-	return coordinator.StateEvents(members, ctl.leader, ctl.paused, ctl.switchover)
+	evs := coordinator.StateEvents(members, ctl.leader, ctl.paused, ctl.switchover)
+	if n := len(evs) - 1; ctl.forced && evs[n].Type == coordinator.EventSwitchover {
+		evs[n].Forced = true
+	}
+	return evs
 }
 
 // diff returns the events that take a watcher from old to cur.
@@ -157,11 +162,11 @@ func controlEvents(evs []coordinator.Event, old, cur control) []coordinator.Even
 			evs = append(evs, coordinator.Event{Type: coordinator.EventResumed})
 		}
 	}
-	if cur.switchover != old.switchover {
+	if cur.switchover != old.switchover || cur.forced != old.forced {
 		if cur.switchover == "" {
 			evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchoverCleared})
 		} else {
-			evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: cur.switchover})
+			evs = append(evs, coordinator.Event{Type: coordinator.EventSwitchover, SwitchoverTo: cur.switchover, Forced: cur.forced})
 		}
 	}
 	return evs

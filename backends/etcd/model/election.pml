@@ -12,9 +12,11 @@
  * margin); lease expiry on the server; crashes (a crashed member comes
  * back once its old lease is gone); freezes; cut-offs (every message may
  * be lost); a session given up and opened again (the old lease revoked);
- * the campaign's transaction; the heir's claim; the handover in the
- * resigning leader's transaction; adopting a handed-over term; the
- * monitor; pause and switchover.
+ * the campaign's transaction; the heir's claim; the holder's pass of the
+ * heir's place to another live member (the ranking); the handover in the
+ * resigning leader's transaction, to the heir or to any other live member
+ * (the best candidate of the ranking); adopting a handed-over term; the
+ * monitor; pause and switchover (forced or not: one key).
  *
  * Invariants (checked in every state):
  *   one_key:   at most one key under election/
@@ -30,7 +32,9 @@
  * (the handover does not check that the heir's place is bound to a lease),
  * -DBUG_NO_DEADLINE (no local deadline: a member leads as long as it
  * has not heard that its lease is gone, as with concurrency.Session),
- * -DBUG_ADOPT_ENDED (a member adopts a term it has ended).
+ * -DBUG_ADOPT_ENDED (a member adopts a term it has ended),
+ * -DBUG_BEST_LEASE (the handover to the best candidate binds its key to
+ * a lease that etcd does not check is alive).
  */
 
 #define N      3        /* members 0..2 */
@@ -55,6 +59,11 @@
 #else
 #define BEFORE_DEADLINE(i) (now < deadline[i])
 #define TIMER_DUE(i) (session[i] && !frozen[i] && now >= deadline[i])
+#endif
+#ifdef BUG_BEST_LEASE
+#define BEST_LEASED(j) true
+#else
+#define BEST_LEASED(j) alive[j]  /* etcd refuses a put with a dead lease */
 #endif
 #ifdef BUG_HEIR_LEASE
 #define HEIR_LEASED(i) true
@@ -138,6 +147,20 @@ inline drop_lease(i) {
 	if :: sw == i -> sw = NONE; swrev = 0 :: else fi
 }
 
+/* The resigning leader i hands over to member j, not in the heir's
+ * place: j's key bound to j's lease, and j put in the place (release). */
+inline handover_to(i, j) {
+	lcrev[i] = 0; llease[i] = NONE;
+	rev++; lcrev[j] = rev; llease[j] = j;
+	heir = j; hcrev = rev; hlease = j
+}
+
+/* The holder passes the heir's place to member j, bound to j's lease
+ * (passHeir). */
+inline pass_to(j) {
+	rev++; heir = j; hcrev = rev; hlease = j
+}
+
 /* The session is given up, or lost with the process: the term with it. */
 inline give_up(i) {
 	if :: leading[i] -> ended[i] = token[i] :: else fi;
@@ -190,6 +213,15 @@ proctype member(byte i) {
 	:: atomic { W && !frozen[i] && session[i] && !leading[i] && heir == NONE && alive[i] ->
 		rev++; heir = i; hcrev = rev; hlease = i
 	}
+	/* the holder of the heir's place passes it on (passHeir) */
+	:: atomic { W && !frozen[i] && session[i] && !leading[i] && heir == i && hlease == i ->
+		if
+		:: alive[0] && i != 0 -> pass_to(0)
+		:: alive[1] && i != 1 -> pass_to(1)
+		:: alive[2] && i != 2 -> pass_to(2)
+		:: else
+		fi
+	}
 	/* the campaign's transaction (tryLead) */
 	:: atomic { W && !frozen[i] && session[i] && !leading[i] && won[i] == 0 ->
 		if
@@ -234,6 +266,10 @@ proctype member(byte i) {
 				lcrev[i] = 0; llease[i] = NONE;
 				rev++; lcrev[h] = rev; llease[h] = hlease;
 				if :: sw != NONE -> sw = NONE; swrev = 0 :: else fi
+			/* to the best candidate of a ranking, any other member */
+			:: sw == NONE && !paused && i != 0 && BEST_LEASED(0) -> handover_to(i, 0)
+			:: sw == NONE && !paused && i != 1 && BEST_LEASED(1) -> handover_to(i, 1)
+			:: sw == NONE && !paused && i != 2 && BEST_LEASED(2) -> handover_to(i, 2)
 			:: else ->
 				lcrev[i] = 0; llease[i] = NONE;
 				if :: hlease == i -> heir = NONE; hcrev = 0; hlease = NONE :: else fi

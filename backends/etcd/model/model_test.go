@@ -34,6 +34,7 @@ func checks() []check {
 		{"planted: handover to an heir with no lease", with("-DBUG_HEIR_LEASE", "-DGHOSTS=1"), true},
 		{"planted: no local deadline", with("-DBUG_NO_DEADLINE"), true},
 		{"planted: a term adopted again after it ended", with("-DBUG_ADOPT_ENDED"), true},
+		{"planted: handover to the best candidate with a dead lease", with("-DBUG_BEST_LEASE", "-DCRASHES=1"), true},
 	}
 }
 
