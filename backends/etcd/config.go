@@ -25,7 +25,7 @@ import (
 const (
 	DefaultPrefix      = "/ccctl"
 	DefaultTTL         = 10 * time.Second
-	MinTTL             = 2 * time.Second
+	MinTTL             = coordinator.MinTTL
 	DefaultDialTimeout = 5 * time.Second
 	// ReconnectMaxDelay is the longest pause between two attempts to
 	// reconnect to an etcd endpoint that is gone: a session is renewed at
@@ -108,11 +108,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
 	}
-	if cfg.TTL < MinTTL {
-		return cfg, invalid("ttl %v: want at least %v", cfg.TTL, MinTTL)
-	}
-	if cfg.TTL%time.Second != 0 {
-		return cfg, invalid("ttl %v: want whole seconds (etcd leases count seconds)", cfg.TTL)
+	if err := coordinator.CheckTTL(cfg.TTL); err != nil {
+		return cfg, invalid("%v", err)
 	}
 	if cfg.RenewInterval == 0 {
 		cfg.RenewInterval = cfg.TTL / 5
