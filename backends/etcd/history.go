@@ -326,7 +326,8 @@ func (c *Coordinator) writeBegin(ctx context.Context, token int64, handedOver, s
 	}
 	b, _ := json.Marshal(beginRecord{
 		Token: token, Member: c.cfg.ID, Time: at,
-		Reason: coordinator.BeginReason(prev, handedOver, switchover),
+		Reason:    coordinator.BeginReason(prev, handedOver, switchover),
+		Positions: c.positions(ctx),
 	})
 	ops = append(ops, clientv3.OpPut(own, string(b)))
 	if cut := len(tokens) + 1 - c.cfg.HistorySize; cut > 0 {
@@ -338,6 +339,35 @@ func (c *Coordinator) writeBegin(ctx context.Context, token int64, handedOver, s
 	}
 	_, err = c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(own), "=", 0)).Then(ops...).Commit()
 	return err
+}
+
+// historyPositionsMax is the largest cluster whose members' positions a
+// new term's record keeps: above it, the read of every record a term
+// would cost is not worth a line of history.
+const historyPositionsMax = 256
+
+// positions returns the positions the member records publish as a term
+// begins (nil when none does, or the cluster is larger than
+// historyPositionsMax), so that the history shows how the candidates
+// stood. A failed read only leaves them out.
+func (c *Coordinator) positions(ctx context.Context) map[string]int64 {
+	if c.counted.Load() > historyPositionsMax {
+		return nil
+	}
+	resp, err := c.cli.Get(ctx, c.keys.members, clientv3.WithPrefix(), clientv3.WithLimit(historyPositionsMax+1))
+	if err != nil || len(resp.Kvs) > historyPositionsMax {
+		return nil
+	}
+	var out map[string]int64
+	for _, kv := range resp.Kvs {
+		if d := c.decodeKV(kv); d.err == nil && d.member.Position != nil {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[d.member.ID] = *d.member.Position
+		}
+	}
+	return out
 }
 
 // prevEndOnly returns what the records of a term without a valid

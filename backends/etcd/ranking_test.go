@@ -171,6 +171,15 @@ func rankedCrash(t *testing.T, e *etcdtest.Cluster, reader *clientv3.Client) {
 	if !passed {
 		t.Errorf("no pass of the heir's place to %s seen", at900)
 	}
+	// The history keeps how the candidates stood as the term began.
+	testutil.Eventually(t, waitTimeout, "the term's record with the candidates' positions", func() bool {
+		ts, err := cs[at500].History(context.Background(), 1)
+		if err != nil || len(ts) != 1 || ts[0].Token != r.l.Token() {
+			return false
+		}
+		p := ts[0].Positions
+		return p[at900] == 900 && p[at500] == 500
+	})
 }
 
 // The best candidate cannot take over: its campaign does not run (it
