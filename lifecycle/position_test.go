@@ -1,7 +1,6 @@
 package lifecycle_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -140,24 +139,6 @@ func (p *positions) answer(t *testing.T, h *harness, tick time.Duration, a posit
 	}
 }
 
-// safeBuffer is a log sink for the race detector.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // updates collects the record updates of id that a watch reports.
 type updates struct {
 	mu  sync.Mutex
@@ -205,7 +186,7 @@ func posString(p *int64) string {
 func TestPositionPublishedOnChangeOnly(t *testing.T) {
 	h := newHarness(t)
 	src := newPositions()
-	logs := &safeBuffer{}
+	logs := &testutil.Buffer{}
 	m := h.newMember("db-1", func(c *lifecycle.Config) {
 		c.Service.Argv = []string{"sleep", "600"}
 		c.PositionSource = src
