@@ -47,28 +47,7 @@ func TestKilledLeaderReplaced(t *testing.T) {
 	}
 	e := etcdtest.Start(t)
 	cl := newCluster()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLeaderProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+e.Endpoint(0)+" "+cl.Service)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start leader process: %v", err)
-	}
-	exited := make(chan error, 1)
-	leading := make(chan int64, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var token int64
-			if _, err := fmt.Sscanf(sc.Text(), "LEADING %d", &token); err == nil {
-				leading <- token
-			}
-		}
-		exited <- cmd.Wait()
-	}()
+	cmd, leading, exited := startLeaderChild(t, "TestLeaderProcess", childEnv+"="+e.Endpoint(0)+" "+cl.Service)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {
@@ -170,28 +149,7 @@ func rankedKill(t *testing.T, e *etcdtest.Cluster, trial int) time.Duration {
 	ids := []string{"a", "b", "c"}
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	master, at900, at500 := ids[0], ids[1], ids[2]
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRankedMasterProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), rankedChildEnv+"="+e.Endpoint(0)+" "+cl.Service+" "+master)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start master process: %v", err)
-	}
-	exited := make(chan error, 1)
-	leading := make(chan int64, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var token int64
-			if _, err := fmt.Sscanf(sc.Text(), "LEADING %d", &token); err == nil {
-				leading <- token
-			}
-		}
-		exited <- cmd.Wait()
-	}()
+	cmd, leading, exited := startLeaderChild(t, "TestRankedMasterProcess", rankedChildEnv+"="+e.Endpoint(0)+" "+cl.Service+" "+master)
 	reaped := false
 	defer func() {
 		if !reaped {
@@ -246,4 +204,34 @@ func rankedKill(t *testing.T, e *etcdtest.Cluster, trial int) time.Duration {
 		t.Fatalf("trial %d: nobody took over within %v of the SIGKILL", trial, waitTimeout)
 	}
 	return 0
+}
+
+// startLeaderChild starts this test binary as a child running test run
+// with env added, and returns it, the tokens it prints as "LEADING <token>"
+// and its exit.
+func startLeaderChild(t *testing.T, run, env string) (*exec.Cmd, <-chan int64, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s process: %v", run, err)
+	}
+	exited := make(chan error, 1)
+	leading := make(chan int64, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var token int64
+			if _, err := fmt.Sscanf(sc.Text(), "LEADING %d", &token); err == nil {
+				leading <- token
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	return cmd, leading, exited
 }
