@@ -179,11 +179,8 @@ func Best(members []Member, exclude, heir string, last *int64, r Ranking) string
 	if exclude != "" {
 		ms = slices.DeleteFunc(slices.Clone(members), func(m Member) bool { return m.ID == exclude })
 	}
-	for _, st := range Rank(ms, heir, last, r) {
-		if st.Eligible {
-			return st.ID
-		}
-		break
+	if sts := Rank(ms, heir, last, r); len(sts) > 0 && sts[0].Eligible {
+		return sts[0].ID
 	}
 	return ""
 }
