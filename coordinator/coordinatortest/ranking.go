@@ -54,18 +54,9 @@ func (c cluster) pass(d time.Duration) {
 // registerAt registers m in state at replication position pos.
 func registerAt(t *testing.T, m coordinator.Coordinator, state coordinator.State, pos int64) coordinator.Member {
 	t.Helper()
-	rec := coordinator.Member{
-		ID:         m.ID(),
-		Host:       "host-" + m.ID(),
-		Address:    "10.0.0.1",
-		Ports:      []int{5432},
-		Role:       coordinator.RoleSlave,
-		State:      state,
-		StartedAt:  time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		Version:    "test",
-		Position:   &pos,
-		PositionAt: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC),
-	}
+	rec := record(m, state)
+	rec.Position = &pos
+	rec.PositionAt = time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
 	if err := m.Register(testContext(t), rec); err != nil {
 		t.Fatalf("Register(%s at %d): %v", m.ID(), pos, err)
 	}

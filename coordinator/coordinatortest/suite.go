@@ -201,7 +201,16 @@ func (c cluster) member(id string) coordinator.Coordinator {
 
 func register(t *testing.T, m coordinator.Coordinator, state coordinator.State) coordinator.Member {
 	t.Helper()
-	rec := coordinator.Member{
+	rec := record(m, state)
+	if err := m.Register(testContext(t), rec); err != nil {
+		t.Fatalf("Register(%s): %v", m.ID(), err)
+	}
+	return rec
+}
+
+// record is the record the suite registers for m in state.
+func record(m coordinator.Coordinator, state coordinator.State) coordinator.Member {
+	return coordinator.Member{
 		ID:        m.ID(),
 		Host:      "host-" + m.ID(),
 		Address:   "10.0.0.1",
@@ -211,10 +220,6 @@ func register(t *testing.T, m coordinator.Coordinator, state coordinator.State) 
 		StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Version:   "test",
 	}
-	if err := m.Register(testContext(t), rec); err != nil {
-		t.Fatalf("Register(%s): %v", m.ID(), err)
-	}
-	return rec
 }
 
 // campaignResult is what an asynchronous Campaign returned.
